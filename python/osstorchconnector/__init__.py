@@ -1,0 +1,28 @@
+"""osstorchconnector: stream training data from Alibaba Cloud OSS into PyTorch.
+
+A Rust core signs (OSS V4), lists and downloads with many requests in flight; this package wraps
+it in the dataset API of the official OSS Connector for AI/ML.
+"""
+
+from ._core import __version__
+from .data_object import DataObject
+from .exceptions import (
+    OssConfigError,
+    OssError,
+    OssNotFoundError,
+    OssPermissionError,
+    OssTimeoutError,
+)
+from .iterable_dataset import OssIterableDataset, identity
+
+__all__ = [
+    "DataObject",
+    "OssConfigError",
+    "OssError",
+    "OssIterableDataset",
+    "OssNotFoundError",
+    "OssPermissionError",
+    "OssTimeoutError",
+    "__version__",
+    "identity",
+]

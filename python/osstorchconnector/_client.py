@@ -1,0 +1,47 @@
+"""One native client per process.
+
+DataLoader workers fork from the process that built the dataset; a client's connections and
+runtime threads must not be shared with them, so the client is rebuilt whenever the process id
+changes, and only its constructor arguments are pickled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from ._core import Client
+
+log = logging.getLogger("osstorchconnector")
+
+
+class ClientFactory:
+    """Builds the :class:`Client` for the current process from stored arguments."""
+
+    def __init__(self, endpoint: str, **options: Any) -> None:
+        self._endpoint = endpoint
+        self._options = options
+        self._lock = threading.Lock()
+        self._client: Client | None = None
+        self._pid = -1
+
+    def get(self) -> Client:
+        """The client of the calling process, built on first use."""
+        if self._client is not None and self._pid == os.getpid():
+            return self._client
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                client = Client(self._endpoint, **self._options)
+                for warning in client.config_warnings:
+                    log.warning("config file %s: %s", client.config_path, warning)
+                self._client = client
+                self._pid = os.getpid()
+            return self._client
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"endpoint": self._endpoint, "options": self._options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["endpoint"], **state["options"])  # type: ignore[misc]

@@ -1,0 +1,46 @@
+"""Type stubs for the Rust extension ``osstorchconnector._core``."""
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+__version__: str
+
+def parse_oss_uri(uri: str) -> tuple[str, str]:
+    """Splits ``oss://bucket/key`` into ``(bucket, key)``.
+
+    Raises:
+        OssConfigError: the URI does not start with ``oss://`` or names no valid bucket.
+    """
+
+class Client:
+    """Endpoint, region, credentials and configuration, validated when built."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        region: str = "",
+        cred_path: str = "",
+        config_path: str = "",
+        cred_provider: Any = None,
+        path_style: bool | None = None,
+    ) -> None: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def config_warnings(self) -> list[str]: ...
+    @property
+    def config_path(self) -> str: ...
+    @property
+    def prefetch_concurrency(self) -> int: ...
+    def stream_prefix(
+        self, uri: str, *, shard_index: int = 0, shard_count: int = 1
+    ) -> ObjectStream: ...
+    def stream_objects(self, items: Iterable[tuple[str, str]]) -> ObjectStream: ...
+    def get_object(self, uri: str) -> bytes: ...
+
+class ObjectStream(Iterator[tuple[str, str, int, str, bytes]]):
+    """Fetched objects as ``(bucket, key, size, label, body)``, in input order."""
+
+    def __iter__(self) -> ObjectStream: ...
+    def __next__(self) -> tuple[str, str, int, str, bytes]: ...

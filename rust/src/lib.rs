@@ -1,0 +1,21 @@
+//! Rust core of osstorchconnector: OSS V4 signing, listing and pipelined GETs, exposed to
+//! Python through pyo3 when the `python` feature is on.
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+pub mod client;
+pub mod config;
+pub mod credentials;
+pub mod endpoint;
+pub mod error;
+pub mod get;
+pub mod list;
+pub mod retry;
+pub mod runtime;
+pub mod session;
+pub mod sign;
+pub mod stream;
+pub mod uri;
+pub mod xml;
+
+#[cfg(feature = "python")]
+mod py;

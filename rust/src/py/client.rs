@@ -1,0 +1,132 @@
+//! `Client`: a validated session, and the streams and reads it starts.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyIterator};
+
+use super::credential_provider::PyCredentialProvider;
+use super::object_stream::PyObjectStream;
+use super::wait::wait;
+use crate::session::{Session, SessionBuilder};
+use crate::stream::{ObjectStream, Shard};
+use crate::uri::OssUri;
+
+/// Endpoint, region, credentials and configuration, validated when built.
+#[pyclass(frozen, name = "Client", module = "osstorchconnector._core")]
+pub(crate) struct PyClient {
+    session: Session,
+}
+
+#[pymethods]
+impl PyClient {
+    #[new]
+    #[pyo3(signature = (endpoint, *, region="", cred_path="", config_path="", cred_provider=None, path_style=None))]
+    fn new(
+        endpoint: &str,
+        region: &str,
+        cred_path: &str,
+        config_path: &str,
+        cred_provider: Option<&Bound<'_, PyAny>>,
+        path_style: Option<bool>,
+    ) -> PyResult<Self> {
+        let mut builder = SessionBuilder::new(endpoint)
+            .with_region(region)
+            .with_cred_path(cred_path)
+            .with_config_path(config_path)
+            .with_path_style(path_style);
+        if let Some(p) = cred_provider.filter(|p| !p.is_none()) {
+            builder = builder.with_provider(Box::new(PyCredentialProvider::new(p)?));
+        }
+        Ok(PyClient {
+            session: builder.build()?,
+        })
+    }
+
+    /// The signing region.
+    #[getter]
+    fn region(&self) -> &str {
+        self.session.region()
+    }
+
+    /// Warnings met while reading the config file (unknown keys).
+    #[getter]
+    fn config_warnings(&self) -> Vec<String> {
+        self.session.config().warnings.clone()
+    }
+
+    /// The config file used; empty when defaults apply.
+    #[getter]
+    fn config_path(&self) -> &str {
+        &self.session.config().path
+    }
+
+    /// GET requests kept in flight per stream.
+    #[getter]
+    fn prefetch_concurrency(&self) -> usize {
+        self.session.config().config.dataset.prefetch_concurrency
+    }
+
+    /// Streams the objects under `oss://bucket/prefix`; with a shard, only every
+    /// `shard_count`-th object starting at `shard_index`.
+    #[pyo3(signature = (uri, *, shard_index=0, shard_count=1))]
+    fn stream_prefix(
+        &self,
+        uri: &str,
+        shard_index: usize,
+        shard_count: usize,
+    ) -> PyResult<PyObjectStream> {
+        let parsed = OssUri::parse(uri)?;
+        if shard_count == 0 || shard_index >= shard_count {
+            return Err(crate::error::Error::invalid(
+                "shard",
+                &format!("{shard_index}/{shard_count}"),
+                "shard_index must be below shard_count",
+            )
+            .into());
+        }
+        let runtime = self.session.runtime()?;
+        let stream = ObjectStream::from_prefix(
+            self.session.client()?,
+            runtime.handle().clone(),
+            self.prefetch_concurrency(),
+            &parsed.bucket,
+            &parsed.key,
+            Shard {
+                index: shard_index,
+                count: shard_count,
+            },
+        );
+        Ok(PyObjectStream::new(stream, runtime, None))
+    }
+
+    /// Streams the objects named by an iterable of `(uri, label)` pairs, in that order.
+    fn stream_objects(&self, items: &Bound<'_, PyAny>) -> PyResult<PyObjectStream> {
+        let source = PyIterator::from_object(items)?.unbind();
+        let runtime = self.session.runtime()?;
+        let stream = ObjectStream::new(
+            self.session.client()?,
+            runtime.handle().clone(),
+            self.prefetch_concurrency(),
+        );
+        Ok(PyObjectStream::new(stream, runtime, Some(source)))
+    }
+
+    /// Reads a whole object.
+    fn get_object<'py>(&self, py: Python<'py>, uri: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let parsed = OssUri::parse(uri)?;
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let out = wait(py, &runtime, client.get_object(&parsed.bucket, &parsed.key))??;
+        Ok(PyBytes::new(py, &out.body))
+    }
+
+    fn __repr__(&self) -> String {
+        let e = self.session.endpoint();
+        let port = e.port.map(|p| format!(":{p}")).unwrap_or_default();
+        format!(
+            "Client(endpoint='{}://{}{port}', region='{}')",
+            e.scheme,
+            e.host,
+            self.session.region()
+        )
+    }
+}

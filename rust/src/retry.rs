@@ -1,0 +1,200 @@
+//! What is retried, how long to wait, and the budget shared by all attempts of one operation.
+//!
+//! As the official OSS SDKs: 5xx, 408, 429, `RequestTimeTooSkewed` and transport failures are
+//! retried with full-jitter backoff `rand(0,1) * min(2^n * base, max)`. Auth errors are not,
+//! except once after reloading credentials when the server says the token expired.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Retry settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Attempts per operation, the first included.
+    pub max_attempts: u32,
+    /// Backoff base delay.
+    pub base_delay: Duration,
+    /// Backoff ceiling.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Try again after a backoff.
+    Retry,
+    /// Reload credentials, then try again (once per operation).
+    RefreshCredentials,
+    /// Give up and report the error.
+    Fail,
+}
+
+/// OSS codes that mean the STS token or key in use is stale and a reload may fix it.
+const CREDENTIAL_CODES: &[&str] = &[
+    "SecurityTokenExpired",
+    "InvalidSecurityToken",
+    "InvalidAccessKeyId",
+];
+
+/// Classifies a failed attempt.
+pub fn classify(error: &Error) -> Decision {
+    match error {
+        Error::Service(e) => {
+            if e.code == "RequestTimeTooSkewed" {
+                Decision::Retry
+            } else if CREDENTIAL_CODES.contains(&e.code.as_str()) {
+                Decision::RefreshCredentials
+            } else if e.status >= 500 || e.status == 408 || e.status == 429 {
+                Decision::Retry
+            } else {
+                Decision::Fail
+            }
+        }
+        Error::Transport { .. } | Error::Protocol { .. } => Decision::Retry,
+        _ => Decision::Fail,
+    }
+}
+
+/// The attempt budget of one operation (a GET including any body resumes, one list page, ...).
+#[derive(Debug)]
+pub struct RetryContext {
+    config: RetryConfig,
+    attempts: u32,
+    refreshed: bool,
+}
+
+impl RetryContext {
+    /// A fresh budget.
+    pub fn new(config: RetryConfig) -> Self {
+        RetryContext {
+            config,
+            attempts: 0,
+            refreshed: false,
+        }
+    }
+
+    /// Records a failed attempt; returns the delay before the next one, or `None` to give up.
+    /// `jitter` is a uniform sample from `[0, 1)`.
+    pub fn on_failure(&mut self, error: &Error, jitter: f64) -> Option<Duration> {
+        self.attempts += 1;
+        let decision = classify(error);
+        if decision == Decision::Fail || self.attempts >= self.config.max_attempts {
+            return None;
+        }
+        if decision == Decision::RefreshCredentials {
+            if self.refreshed {
+                return None;
+            }
+            self.refreshed = true;
+            return Some(Duration::ZERO);
+        }
+        Some(full_jitter(&self.config, self.attempts - 1, jitter))
+    }
+
+    /// Attempts made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+/// `jitter * min(2^n * base, max)`, `jitter` uniform in `[0, 1)`.
+pub fn full_jitter(config: &RetryConfig, n: u32, jitter: f64) -> Duration {
+    let ceiling = config
+        .base_delay
+        .saturating_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX))
+        .min(config.max_delay);
+    ceiling.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ServiceError;
+
+    fn service(status: u16, code: &str) -> Error {
+        Error::from(ServiceError {
+            status,
+            code: code.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn classification_table() {
+        let transport = Error::Transport {
+            method: "GET".into(),
+            target: "oss://b/k".into(),
+            reason: "connection reset".into(),
+            timeout: false,
+        };
+        for (error, want) in [
+            (service(500, "InternalError"), Decision::Retry),
+            (service(503, "ServiceUnavailable"), Decision::Retry),
+            (service(429, "TotalQpsLimitExceeded"), Decision::Retry),
+            (service(408, "RequestTimeout"), Decision::Retry),
+            (service(403, "RequestTimeTooSkewed"), Decision::Retry),
+            (
+                service(403, "SecurityTokenExpired"),
+                Decision::RefreshCredentials,
+            ),
+            (
+                service(403, "InvalidAccessKeyId"),
+                Decision::RefreshCredentials,
+            ),
+            (service(403, "SignatureDoesNotMatch"), Decision::Fail),
+            (service(403, "AccessDenied"), Decision::Fail),
+            (service(404, "NoSuchKey"), Decision::Fail),
+            (service(400, "InvalidArgument"), Decision::Fail),
+            (transport, Decision::Retry),
+            (Error::invalid("OSS URI", "x", "bad"), Decision::Fail),
+        ] {
+            assert_eq!(classify(&error), want, "{error}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_then_caps() {
+        let cfg = RetryConfig::default();
+        let ceilings: Vec<u128> = (0..10)
+            .map(|n| full_jitter(&cfg, n, 1.0).as_millis())
+            .collect();
+        assert_eq!(
+            ceilings,
+            vec![200, 400, 800, 1600, 3200, 6400, 12800, 20000, 20000, 20000]
+        );
+        assert_eq!(full_jitter(&cfg, 5, 0.0), Duration::ZERO);
+        assert_eq!(full_jitter(&cfg, 1, 0.5), Duration::from_millis(200));
+        assert_eq!(full_jitter(&cfg, 40, 1.0), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn budget_is_shared_and_refresh_happens_once() {
+        let rng = 0.0;
+        let mut ctx = RetryContext::new(RetryConfig {
+            max_attempts: 3,
+            ..Default::default()
+        });
+        assert!(ctx.on_failure(&service(503, ""), rng).is_some());
+        assert!(ctx.on_failure(&service(503, ""), rng).is_some());
+        assert!(ctx.on_failure(&service(503, ""), rng).is_none());
+
+        let mut ctx = RetryContext::new(RetryConfig::default());
+        let expired = service(403, "SecurityTokenExpired");
+        assert_eq!(ctx.on_failure(&expired, rng), Some(Duration::ZERO));
+        assert!(ctx.on_failure(&expired, rng).is_none());
+        assert!(RetryContext::new(RetryConfig::default())
+            .on_failure(&service(404, "NoSuchKey"), rng)
+            .is_none());
+    }
+}

@@ -1,0 +1,237 @@
+//! Turns the user's options (endpoint, region, credentials, config file) into clients.
+//!
+//! A [`Session`] is validated once, up front, so bad input fails when a dataset is built rather
+//! than mid-epoch. The HTTP client and runtime it hands out are per process: a forked
+//! DataLoader worker gets fresh ones instead of its parent's sockets and threads.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::Runtime;
+
+use crate::client::{ClientSettings, OssClient};
+use crate::config::{Config, LoadedConfig};
+use crate::credentials::{
+    ChainProvider, CredentialCache, EnvProvider, FileProvider, ProvideCredential,
+};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::sign::OssV4Signer;
+
+/// Environment variable naming the region when `region=` is not given.
+pub const ENV_REGION: &str = "OSS_REGION";
+
+/// Options as the user gave them.
+#[derive(Debug, Default)]
+pub struct SessionBuilder {
+    endpoint: String,
+    region: String,
+    cred_path: String,
+    config_path: String,
+    provider: Option<Box<dyn ProvideCredential>>,
+    path_style: Option<bool>,
+    default_cred_file: Option<PathBuf>,
+    env_region: Option<String>,
+}
+
+impl SessionBuilder {
+    /// Starts from an endpoint such as `http://oss-cn-beijing-internal.aliyuncs.com`.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        SessionBuilder {
+            endpoint: endpoint.into(),
+            default_cred_file: FileProvider::default_path(),
+            env_region: std::env::var(ENV_REGION).ok(),
+            ..Default::default()
+        }
+    }
+
+    /// Region; empty means `OSS_REGION`, then inference from the endpoint.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// The JSON credentials file; empty means the next source in the chain.
+    pub fn with_cred_path(mut self, path: impl Into<String>) -> Self {
+        self.cred_path = path.into();
+        self
+    }
+
+    /// The connector's config file; empty means the documented default when it exists.
+    pub fn with_config_path(mut self, path: impl Into<String>) -> Self {
+        self.config_path = path.into();
+        self
+    }
+
+    /// A credentials provider tried before every other source.
+    pub fn with_provider(mut self, provider: Box<dyn ProvideCredential>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Forces path style (`Some(true)`) or virtual-hosted style (`Some(false)`).
+    pub fn with_path_style(mut self, path_style: Option<bool>) -> Self {
+        self.path_style = path_style;
+        self
+    }
+
+    /// Validates everything and loads credentials once.
+    ///
+    /// # Errors
+    /// `InvalidInput` for the endpoint or an unresolvable region, `File` for the config or
+    /// credentials file, `NoCredentials` listing what was tried.
+    pub fn build(self) -> Result<Session> {
+        let endpoint = Endpoint::parse(&self.endpoint, self.path_style)?;
+        let region = resolve_region(
+            &self.region,
+            self.env_region.as_deref(),
+            &endpoint,
+            &self.endpoint,
+        )?;
+        let loaded = Config::load(&self.config_path)?;
+        let mut chain = ChainProvider::new();
+        if let Some(p) = self.provider {
+            chain = chain.push(p);
+        }
+        if !self.cred_path.is_empty() {
+            chain = chain.push(Box::new(FileProvider::required(&self.cred_path)));
+        }
+        chain = chain.push(Box::new(EnvProvider::default()));
+        if let Some(default) = self.default_cred_file {
+            chain = chain.push(Box::new(FileProvider::optional(default)));
+        }
+        let credentials = Arc::new(CredentialCache::new(Box::new(chain)));
+        credentials.get()?;
+        Ok(Session {
+            endpoint,
+            region,
+            loaded,
+            credentials,
+            per_process: Mutex::new(None),
+        })
+    }
+}
+
+fn resolve_region(
+    explicit: &str,
+    env: Option<&str>,
+    endpoint: &Endpoint,
+    raw: &str,
+) -> Result<String> {
+    let chosen = [Some(explicit), env]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|r| !r.is_empty())
+        .map(str::to_string)
+        .or_else(|| endpoint.infer_region());
+    chosen.ok_or_else(|| {
+        Error::invalid(
+            "endpoint",
+            raw,
+            format!(
+                "no region can be inferred from it (expected oss-<region>[-internal].aliyuncs.com); \
+                 pass region=\"cn-hangzhou\" (for example) or set {ENV_REGION}"
+            ),
+        )
+    })
+}
+
+/// Validated options plus the per-process client built from them.
+#[derive(Debug)]
+pub struct Session {
+    endpoint: Endpoint,
+    region: String,
+    loaded: LoadedConfig,
+    credentials: Arc<CredentialCache>,
+    per_process: Mutex<Option<(u32, Arc<OssClient>)>>,
+}
+
+impl Session {
+    /// The signing region.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The parsed endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The configuration and where it came from.
+    pub fn config(&self) -> &LoadedConfig {
+        &self.loaded
+    }
+
+    /// This process's runtime.
+    ///
+    /// # Errors
+    /// `Internal` when the runtime cannot start.
+    pub fn runtime(&self) -> Result<Arc<Runtime>> {
+        crate::runtime::runtime(self.loaded.config.dataset.prefetch_worker)
+    }
+
+    /// This process's client, built on first use in each process.
+    ///
+    /// # Errors
+    /// `Internal` when the HTTP stack cannot be initialised.
+    pub fn client(&self) -> Result<Arc<OssClient>> {
+        let pid = std::process::id();
+        let mut slot = self.per_process.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((owner, client)) = slot.as_ref() {
+            if *owner == pid {
+                return Ok(client.clone());
+            }
+        }
+        // An inherited client's pooled sockets belong to the parent; leak rather than close them.
+        if let Some(inherited) = slot.take() {
+            std::mem::forget(inherited);
+        }
+        let dataset = &self.loaded.config.dataset;
+        let settings = ClientSettings {
+            max_idle_connections: dataset
+                .prefetch_concurrency
+                .max(ClientSettings::default().max_idle_connections),
+            ..ClientSettings::default()
+        };
+        let client = Arc::new(OssClient::new(
+            self.endpoint.clone(),
+            Arc::new(OssV4Signer::new(self.region.clone())),
+            self.credentials.clone(),
+            settings,
+        )?);
+        *slot = Some((pid, client.clone()));
+        Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str) -> Endpoint {
+        Endpoint::parse(s, None).unwrap()
+    }
+
+    #[test]
+    fn region_order_is_argument_env_inference() {
+        let e = ep("oss-cn-beijing.aliyuncs.com");
+        assert_eq!(
+            resolve_region("cn-x", Some("cn-y"), &e, "").unwrap(),
+            "cn-x"
+        );
+        assert_eq!(resolve_region("", Some("cn-y"), &e, "").unwrap(), "cn-y");
+        assert_eq!(resolve_region("", None, &e, "").unwrap(), "cn-beijing");
+        assert_eq!(resolve_region(" ", Some(""), &e, "").unwrap(), "cn-beijing");
+    }
+
+    #[test]
+    fn unresolvable_region_asks_for_region_argument() {
+        let raw = "http://127.0.0.1:9000";
+        let err = resolve_region("", None, &ep(raw), raw)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("region="), "{err}");
+        assert!(err.contains(raw), "{err}");
+    }
+}

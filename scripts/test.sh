@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The one command that sets up and runs every check and test (what CI runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osstorchconnector/target}"
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "environment"
+bash scripts/dev-env.sh
+. .venv/bin/activate
+
+step "rust: fmt, clippy, unit tests"
+cargo fmt --all -- --check
+cargo clippy --all-targets --features python --locked -- -D warnings
+cargo test --locked
+
+step "python: ruff, mypy"
+ruff check python tests
+ruff format --check python tests
+mypy python/osstorchconnector
+
+step "python: pytest"
+python -m pytest "$@"
