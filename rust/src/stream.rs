@@ -144,13 +144,15 @@ impl ObjectStream {
         loop {
             self.fill();
             if let Some(slot) = self.in_flight.pop_front() {
-                self.fill();
-                return Some(match slot {
+                let result = match slot {
                     Slot::Failed(e) => Err(e),
                     Slot::Fetching(task) => task.await.unwrap_or_else(|e| {
                         Err(Error::Internal(format!("download task failed: {e}")))
                     }),
-                });
+                };
+                // Refill only now: the popped request counted against the bound until it ended.
+                self.fill();
+                return Some(result);
             }
             let listed = self.listed.as_mut()?;
             match listed.recv().await {

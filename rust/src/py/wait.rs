@@ -20,7 +20,10 @@ where
     let mut future = std::pin::pin!(future);
     loop {
         let slice = py.detach(|| {
-            runtime.block_on(tokio::time::timeout(SIGNAL_CHECK_INTERVAL, future.as_mut()))
+            // The timer must be created inside the runtime, hence the async block.
+            runtime.block_on(async {
+                tokio::time::timeout(SIGNAL_CHECK_INTERVAL, future.as_mut()).await
+            })
         });
         match slice {
             Ok(output) => return Ok(output),

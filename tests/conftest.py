@@ -1,0 +1,244 @@
+"""Shared test fixtures.
+
+`oss_server` (session): the local OSS-protocol server of `tests/oss_server`, which checks every
+request's V4 signature with the official SDK's signer. Fixture data is uploaded through the
+official SDK (`alibabacloud_oss_v2`), never through our own client, so a passing client test
+means our client agrees with the SDK, not merely with itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import alibabacloud_oss_v2 as oss  # type: ignore[import-untyped]
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+# `oss_server` is a package under tests/, importable whatever pytest's import mode.
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+REGION = "cn-hangzhou"
+ACCESS_KEY_ID = "LTAItestAK0001"
+# Host names `<bucket>.localhost[:port]` address buckets virtual-hosted style on this server.
+VHOST_SUFFIX = "localhost"
+_READY_TIMEOUT_S = 20.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "oss_server: uses the local OSS-protocol test server (tests/oss_server)"
+    )
+
+
+@dataclass
+class OssServer:
+    """A running `python -m oss_server` subprocess and helpers to drive it."""
+
+    endpoint: str  # "http://127.0.0.1:PORT"
+    region: str
+    access_key_id: str
+    access_key_secret: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    stderr_path: Path
+    _clients: dict[tuple[str, str, str | None], oss.Client] = field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    def sdk_client(
+        self,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        security_token: str | None = None,
+    ) -> oss.Client:
+        """An official-SDK client for this server (path style, as for any IP endpoint)."""
+        ident = (
+            access_key_id or self.access_key_id,
+            access_key_secret or self.access_key_secret,
+            security_token,
+        )
+        if ident not in self._clients:
+            cfg = oss.config.load_default()
+            cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(*ident)
+            cfg.region = self.region
+            cfg.endpoint = self.endpoint
+            cfg.use_path_style = True
+            self._clients[ident] = oss.Client(cfg)
+        return self._clients[ident]
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        """Upload through the official SDK (its signature is checked like any other)."""
+        self.sdk_client().put_object(oss.PutObjectRequest(bucket=bucket, key=key, body=data))
+
+    def generate(self, bucket: str, key: str, size: int, seed: int = 0) -> dict[str, Any]:
+        """Create an object server-side with `oss_server.generated_bytes(seed, 0, size)`.
+
+        Returns {"bucket", "key", "size", "etag", "crc64": decimal str or None (> 1 GiB)}.
+        """
+        body = {"bucket": bucket, "key": key, "size": size, "seed": seed}
+        result: dict[str, Any] = self.control("POST", "generate", body)
+        return result
+
+    def control_keys(
+        self,
+        add: list[dict[str, str]] | None = None,
+        remove: list[str] | None = None,
+        expire: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Change the server's key table: add [{"id", "secret", "token"?}], remove/expire ids.
+
+        An expired key answers 403 SecurityTokenExpired; re-adding the id revives it.
+        """
+        body = {"add": add or [], "remove": remove or [], "expire": expire or []}
+        result: dict[str, Any] = self.control("POST", "keys", body)
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: requests, requests_by_method, responses_by_status, errors_by_code,
+        in_flight, max_in_flight, bytes_sent, bytes_received, connections_open/_total."""
+        result: dict[str, Any] = self.control("GET", "stats")
+        return result
+
+    def reset_stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.control("POST", "stats/reset", {})
+        return result
+
+    def write_cred_file(self, path: str | os.PathLike[str], **overrides: str | None) -> Path:
+        """Write the connector's credentials JSON for this server's key.
+
+        `overrides` set or replace fields (AccessKeyId, AccessKeySecret, SecurityToken,
+        Expiration); None removes one.
+        """
+        doc: dict[str, str | None] = {
+            "AccessKeyId": self.access_key_id,
+            "AccessKeySecret": self.access_key_secret,
+            **overrides,
+        }
+        out = Path(path)
+        out.write_text(json.dumps({k: v for k, v in doc.items() if v is not None}), "utf-8")
+        return out
+
+    def stderr_text(self) -> str:
+        return self.stderr_path.read_text("utf-8", errors="replace")
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"oss_server exited with {self.process.returncode}; stderr:\n{self.stderr_text()}"
+            )
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        req = urllib.request.Request(f"{self.endpoint}/_control/{path}", data=data, method=method)
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read())
+
+
+def start_oss_server(root: Path, *extra_args: str) -> OssServer:
+    """Start a server on a free port with one random key; `extra_args` go to its command line
+    (e.g. "--delay-ms", "20", or more "--key AK:SK[:TOKEN]")."""
+    root.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(24)
+    stderr_path = root.parent / f"{root.name}.stderr.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "oss_server",
+        "--root",
+        str(root),
+        "--port",
+        "0",
+        "--region",
+        REGION,
+        "--key",
+        f"{ACCESS_KEY_ID}:{secret}",
+        "--vhost-suffix",
+        VHOST_SUFFIX,
+        *extra_args,
+    ]
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(
+            cmd, cwd=TESTS_DIR, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL
+        )
+    assert process.stdout is not None
+    lines: queue.Queue[bytes] = queue.Queue()
+    stdout = process.stdout
+    # readline() cannot time out, so it runs on a thread and we wait on the queue.
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        line = lines.get(timeout=_READY_TIMEOUT_S).decode("utf-8", errors="replace")
+    except queue.Empty:
+        line = ""
+    if not line.startswith("READY http://"):
+        _stop(process)
+        raise RuntimeError(
+            f"oss_server did not report READY (got {line!r}); stderr:\n"
+            + stderr_path.read_text("utf-8", errors="replace")
+        )
+    return OssServer(
+        endpoint=line.split()[1],
+        region=REGION,
+        access_key_id=ACCESS_KEY_ID,
+        access_key_secret=secret,
+        root=root,
+        process=process,
+        stderr_path=stderr_path,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def stop_oss_server(server: OssServer) -> None:
+    """Stop the server; if it had died on its own, fail loudly with its stderr."""
+    died = server.process.poll()
+    _stop(server.process)
+    if died is not None:
+        raise RuntimeError(f"oss_server died (exit {died}); stderr:\n{server.stderr_text()}")
+
+
+@pytest.fixture(scope="session")
+def oss_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OssServer]:
+    server = start_oss_server(tmp_path_factory.mktemp("oss-server") / "root")
+    try:
+        yield server
+    finally:
+        stop_oss_server(server)
+
+
+def make_bucket(name_prefix: str = "test") -> str:
+    """A fresh, valid, unused bucket name (3-63 chars of [a-z0-9-]); nothing is created."""
+    prefix = "".join(c for c in name_prefix.lower() if c.isascii() and (c.isalnum() or c == "-"))
+    return f"{prefix.strip('-')[:40] or 'b'}-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def bucket(oss_server: OssServer, request: pytest.FixtureRequest) -> str:
+    """A new, empty bucket (created through the official SDK) for this test alone."""
+    name = make_bucket(request.node.name)
+    oss_server.sdk_client().put_bucket(oss.PutBucketRequest(bucket=name))
+    return name

@@ -1,0 +1,558 @@
+"""HTTP request handling: parse the request as OSS would, verify it, run the operation.
+
+One `OssRequestHandler` instance serves one keep-alive connection. Every response carries a
+Content-Length (or is a HEAD), so connections stay reusable after errors too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import email.utils
+import re
+import secrets
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
+
+from . import control
+from .errors import OssError, error_code_ec
+from .faults import NO_FAULT, Fault, RequestInfo
+from .oss_xml import error_xml, list_v1_xml, list_v2_xml
+from .signature import ReceivedRequest
+from .store import ObjectMeta
+
+if TYPE_CHECKING:
+    from .server import OssHTTPServer
+
+_CHUNK = 1 << 20
+# Small unread request bodies are drained so the connection survives an error answer; larger
+# ones are cheaper to abandon by closing the connection.
+_DRAIN_LIMIT = 8 << 20
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_LIST_V2_PARAMS = {
+    "list-type",
+    "prefix",
+    "max-keys",
+    "continuation-token",
+    "start-after",
+    "delimiter",
+    "encoding-type",
+    "fetch-owner",
+}
+_LIST_V1_PARAMS = {"prefix", "marker", "max-keys", "delimiter", "encoding-type"}
+
+
+class _Unsatisfiable(Exception):
+    pass
+
+
+def resolve_range(value: str, size: int, standard: bool) -> tuple[int, int] | None:
+    """The inclusive byte range to serve, or None for "the whole object with 200".
+
+    OSS by default ignores any Range it cannot serve exactly (past the end, malformed) and sends
+    the whole object; with `x-oss-range-behavior: standard` it follows RFC 7233: the end is
+    clamped, a suffix longer than the object means all of it, a start past the end is 416.
+    """
+    first = value.split(",", 1)[0]
+    if "," in value and standard:
+        raise _Unsatisfiable()  # OSS does not do multi-range; standard mode says so
+    m = _RANGE_RE.match(first)
+    if not m or (m[1] == "" and m[2] == ""):
+        return None
+    if m[1] == "":
+        suffix = int(m[2])
+        if suffix == 0 or size == 0:
+            if standard:
+                raise _Unsatisfiable()
+            return None
+        if suffix > size:
+            return (0, size - 1) if standard else None
+        return size - suffix, size - 1
+    start = int(m[1])
+    end = int(m[2]) if m[2] else size - 1
+    if m[2] and end < start:
+        return None  # syntactically invalid: ignored in both modes, as RFC 7233 says
+    if start >= size:
+        if standard:
+            raise _Unsatisfiable()
+        return None
+    if end >= size:
+        if not standard:
+            return None
+        end = size - 1
+    return start, end
+
+
+def _new_request_id() -> str:
+    return secrets.token_hex(12).upper()
+
+
+def _http_date(ts: float) -> str:
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+def encode_token(marker: str) -> str:
+    # Unpadded base64url has only unreserved characters, so the token survives any mix of
+    # URL-encoding and decoding by clients (the SDKs decode it when encoding-type=url).
+    return base64.urlsafe_b64encode(marker.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_token(token: str) -> str:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise OssError(
+            400, "InvalidArgument", "The continuation token provided is incorrect."
+        ) from None
+
+
+class OssRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AliyunOSS"
+    # Idle keep-alive connections are dropped after this long so abandoned clients do not pin
+    # threads forever; long enough for any test to keep its pool.
+    timeout = 600
+    server: OssHTTPServer
+    # Per-request state, reset at the start of each request on this connection.
+    _request_id: str
+    _status: int
+    _code: str | None
+    _sent: int
+    _received: int
+    _body_pending: bool
+
+    # -- connection lifecycle ---------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.state.stats.connection_opened()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.state.stats.connection_closed()
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: object) -> None:
+        if self.server.state.verbose:
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    # -- request parsing ----------------------------------------------------------------------
+
+    def _split_target(self) -> tuple[str, str]:
+        target = self.path
+        if target.startswith(("http://", "https://")):
+            parts = urlsplit(target)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+        raw_path, _, raw_query = target.partition("?")
+        return raw_path, raw_query
+
+    @staticmethod
+    def _decode_path(raw_path: str) -> str:
+        # http.server decoded the request line as latin-1; undo that to get the wire bytes, so
+        # unescaped UTF-8 in a path works as well as %-escapes.
+        try:
+            return unquote_to_bytes(raw_path.encode("latin-1")).decode("utf-8")
+        except UnicodeError:
+            raise OssError(
+                400, "InvalidObjectName", "The object name is not valid UTF-8."
+            ) from None
+
+    @staticmethod
+    def _decode_query(raw_query: str) -> list[tuple[str, str]]:
+        pairs = []
+        for part in raw_query.split("&"):
+            if not part:
+                continue
+            name, _, value = part.partition("=")
+            try:
+                # unquote, not unquote_plus: OSS does not treat `+` as a space in queries.
+                pairs.append((unquote(name, errors="strict"), unquote(value, errors="strict")))
+            except UnicodeError:
+                raise OssError(
+                    400, "InvalidArgument", "A query parameter is not valid UTF-8."
+                ) from None
+        return pairs
+
+    def _received_headers(self) -> list[tuple[str, str]]:
+        out = []
+        for name, value in self.headers.items():
+            with contextlib.suppress(UnicodeError):
+                value = value.encode("latin-1").decode("utf-8")
+            # OSS trims header values before signing them (SDK-side trimming varies).
+            out.append((name, value.strip()))
+        return out
+
+    def _address(self, decoded_path: str) -> tuple[str | None, str | None]:
+        """(bucket, key) from the Host (virtual-hosted) or the path (path style)."""
+        suffix = self.server.state.vhost_suffix
+        host = (self.headers.get("Host") or "").strip().lower()
+        if suffix:
+            name = host if ":" in suffix else host.rsplit(":", 1)[0]
+            if name.endswith("." + suffix):
+                bucket = name[: -len(suffix) - 1]
+                key = decoded_path[1:] if decoded_path.startswith("/") else decoded_path
+                return bucket, key or None
+        if decoded_path in ("", "/"):
+            return None, None
+        bucket, sep, key = decoded_path.lstrip("/").partition("/")
+        return bucket, (key if sep and key else None)
+
+    # -- request bodies -----------------------------------------------------------------------
+
+    def _content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return None
+        try:
+            length = int(value)
+        except ValueError:
+            raise OssError(400, "InvalidArgument", "Content-Length is not a number.") from None
+        if length < 0:
+            raise OssError(400, "InvalidArgument", "Content-Length is negative.")
+        return length
+
+    def _is_chunked(self) -> bool:
+        return "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+
+    def iter_body(self) -> Iterator[bytes]:
+        self._body_pending = False
+        if self._is_chunked():
+            yield from self._iter_chunked()
+            return
+        length = self._content_length()
+        if length is None:
+            raise OssError(411, "MissingContentLength", "You must provide the Content-Length.")
+        left = length
+        while left > 0:
+            chunk = self.rfile.read(min(left, _CHUNK))
+            if not chunk:
+                self.close_connection = True
+                raise ConnectionError("client closed the connection mid-body")
+            left -= len(chunk)
+            self._received += len(chunk)
+            yield chunk
+
+    def _iter_chunked(self) -> Iterator[bytes]:
+        while True:
+            line = self.rfile.readline(65537)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise ConnectionError("malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                return
+            left = size
+            while left > 0:
+                chunk = self.rfile.read(min(left, _CHUNK))
+                if not chunk:
+                    self.close_connection = True
+                    raise ConnectionError("client closed the connection mid-body")
+                left -= len(chunk)
+                self._received += len(chunk)
+                yield chunk
+            self.rfile.readline(3)
+
+    def discard_body(self) -> None:
+        if not self._body_pending:
+            return
+        self._body_pending = False
+        if self._is_chunked():
+            self.close_connection = True
+            return
+        try:
+            length = self._content_length()
+        except OssError:
+            self.close_connection = True
+            return
+        if not length:
+            return
+        if length > _DRAIN_LIMIT:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, _CHUNK))
+            if not chunk:
+                self.close_connection = True
+                return
+            length -= len(chunk)
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def _start(self, status: int, headers: dict[str, str], fault: Fault) -> None:
+        if fault.first_byte_delay_s > 0:
+            time.sleep(fault.first_byte_delay_s)
+        self.send_response(status)
+        self.send_header("x-oss-request-id", self._request_id)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self._status = status
+
+    def send_bytes(
+        self, status: int, headers: dict[str, str], body: bytes, fault: Fault = NO_FAULT
+    ) -> None:
+        headers = {**headers, "Content-Length": str(len(body))}
+        self._start(status, headers, fault)
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+            self._sent += len(body)
+
+    def _send_error(self, err: OssError, fault: Fault) -> None:
+        self.discard_body()
+        host_id = self.headers.get("Host") or "oss-test-server"
+        ec = error_code_ec(err.code)
+        xml = error_xml(err.code, err.message, self._request_id, host_id, ec, err.extra)
+        headers = {**err.headers, "x-oss-ec": ec}
+        self._code = err.code
+        if self.command == "HEAD":
+            # HEAD answers carry no body, so OSS puts the error document in a header.
+            headers["x-oss-err"] = base64.b64encode(xml).decode("ascii")
+            self.send_bytes(err.status, {**headers, "Content-Length": "0"}, b"", fault)
+            return
+        headers["Content-Type"] = "application/xml"
+        self.send_bytes(err.status, headers, xml, fault)
+
+    def _send_file(
+        self,
+        status: int,
+        headers: dict[str, str],
+        meta: ObjectMeta,
+        offset: int,
+        length: int,
+        fault: Fault,
+    ) -> None:
+        path = self.server.state.store.path_of(meta)
+        # Open before the status line: an object overwritten in between is still served whole
+        # from the version whose metadata was announced.
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed by the `with` below
+        except FileNotFoundError:
+            raise OssError(404, "NoSuchKey", "The specified key does not exist.") from None
+        with f:
+            self._start(status, {**headers, "Content-Length": str(length)}, fault)
+            if self.command == "HEAD" or length == 0:
+                return
+            sent = self.connection.sendfile(f, offset, length)
+            self._sent += sent
+            if sent != length:
+                self.close_connection = True
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def _handle(self) -> None:
+        self._request_id = _new_request_id()
+        self._status = 0
+        self._code = None
+        self._sent = 0
+        self._received = 0
+        self._body_pending = True
+        state = self.server.state
+        raw_path, raw_query = self._split_target()
+        if raw_path == "/_control" or raw_path.startswith("/_control/"):
+            state.stats.control_request()
+            control.handle(self, raw_path, raw_query)
+            return
+        state.stats.begin(self.command)
+        fault = NO_FAULT
+        try:
+            try:
+                path = self._decode_path(raw_path)
+                query = self._decode_query(raw_query)
+                bucket, key = self._address(path)
+                headers = self._received_headers()
+                lower = {n.lower(): v for n, v in headers}
+                info = RequestInfo(
+                    state.faults.next_seq(), self.command, bucket, key, dict(query), lower
+                )
+                fault = state.faults.decide(info)
+                state.verifier.verify(ReceivedRequest(self.command, bucket, key, query, headers))
+                if fault.error is not None:
+                    raise fault.error
+                self._dispatch(bucket, key, dict(query), lower, fault)
+            except OssError as err:
+                if err.code == "SignatureDoesNotMatch" and "CanonicalRequest" in err.extra:
+                    sys.stderr.write(
+                        f"SignatureDoesNotMatch {self.command} {self.path}\n"
+                        f"--- canonical request ---\n{err.extra['CanonicalRequest']}\n"
+                        f"--- string to sign ---\n{err.extra['StringToSign']}\n"
+                    )
+                self._send_error(err, fault)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:
+            # A server bug: answer 500 (a retryable error for clients) rather than dropping the
+            # connection silently, and show the traceback in the server's stderr.
+            traceback.print_exc()
+            if self._status == 0:
+                self.close_connection = True
+                self._send_error(OssError(500, "InternalError", "Test server bug."), NO_FAULT)
+        finally:
+            if self._status == 0:
+                self.close_connection = True
+            state.stats.end(self._status or 499, self._code, self._sent, self._received)
+
+    def _dispatch(
+        self,
+        bucket: str | None,
+        key: str | None,
+        query: dict[str, str],
+        headers: dict[str, str],
+        fault: Fault,
+    ) -> None:
+        method = self.command
+        if bucket is None:
+            raise OssError(501, "NotImplemented", "Service-level operations are not supported.")
+        if key is None:
+            if method == "GET":
+                if query.get("list-type") == "2":
+                    return self._list_v2(bucket, query, fault)
+                if "list-type" not in query:
+                    return self._list_v1(bucket, query, fault)
+                raise OssError(400, "InvalidArgument", "list-type must be 2.")
+            if method == "PUT" and not query:
+                for _ in self.iter_body():
+                    pass  # CreateBucketConfiguration (storage class etc.) is not modelled
+                self.server.state.store.create_bucket(bucket)
+                return self.send_bytes(200, {}, b"", fault)
+            raise OssError(
+                501, "NotImplemented", f"{method} on a bucket with {sorted(query)} is unsupported."
+            )
+        unsupported = sorted(q for q in query if not q.startswith("response-"))
+        if unsupported:
+            raise OssError(
+                501, "NotImplemented", f"Object sub-resources {unsupported} are not supported."
+            )
+        if method in ("GET", "HEAD"):
+            return self._get_object(bucket, key, headers, fault)
+        if method == "PUT":
+            if "x-oss-copy-source" in headers:
+                raise OssError(501, "NotImplemented", "CopyObject is not supported.")
+            return self._put_object(bucket, key, headers, fault)
+        if method == "DELETE":
+            self.server.state.store.delete(bucket, key)
+            return self.send_bytes(204, {}, b"", fault)
+        raise OssError(405, "MethodNotAllowed", f"{method} is not allowed on an object.")
+
+    # -- operations ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _object_headers(meta: ObjectMeta) -> dict[str, str]:
+        return {
+            "Content-Type": meta.content_type,
+            "ETag": meta.etag,
+            "Last-Modified": _http_date(meta.last_modified),
+            "Accept-Ranges": "bytes",
+            "x-oss-object-type": "Normal",
+            "x-oss-storage-class": "Standard",
+        }
+
+    def _get_object(self, bucket: str, key: str, headers: dict[str, str], fault: Fault) -> None:
+        meta = self.server.state.store.get(bucket, key)
+        out = self._object_headers(meta)
+        span = None
+        range_value = headers.get("range")
+        if range_value is not None and self.command == "GET":
+            standard = headers.get("x-oss-range-behavior", "").lower() == "standard"
+            try:
+                span = resolve_range(range_value, meta.size, standard)
+            except _Unsatisfiable:
+                raise OssError(
+                    416,
+                    "InvalidRange",
+                    "The requested range cannot be satisfied",
+                    headers={"Content-Range": f"bytes */{meta.size}"},
+                ) from None
+        if span is None:
+            if meta.crc64 is not None:
+                out["x-oss-hash-crc64ecma"] = str(meta.crc64)
+            return self._send_file(200, out, meta, 0, meta.size, fault)
+        start, end = span
+        out["Content-Range"] = f"bytes {start}-{end}/{meta.size}"
+        return self._send_file(206, out, meta, start, end - start + 1, fault)
+
+    def _put_object(self, bucket: str, key: str, headers: dict[str, str], fault: Fault) -> None:
+        content_type = headers.get("content-type", "application/octet-stream")
+        meta = self.server.state.store.put(bucket, key, self.iter_body(), content_type)
+        out = {"ETag": meta.etag}
+        if meta.crc64 is not None:
+            out["x-oss-hash-crc64ecma"] = str(meta.crc64)
+        self.send_bytes(200, out, b"", fault)
+
+    @staticmethod
+    def _max_keys(query: dict[str, str]) -> int:
+        raw = query.get("max-keys", "")
+        if raw == "":
+            return 100
+        if not raw.isdigit() or int(raw) > 1000:
+            raise OssError(
+                400, "InvalidArgument", "max-keys must be an integer between 0 and 1000."
+            )
+        return int(raw)
+
+    @staticmethod
+    def _encoding_type(query: dict[str, str]) -> str:
+        encoding = query.get("encoding-type", "")
+        if encoding not in ("", "url"):
+            raise OssError(400, "InvalidArgument", "encoding-type must be url.")
+        return encoding
+
+    def _list_v2(self, bucket: str, query: dict[str, str], fault: Fault) -> None:
+        unknown = sorted(set(query) - _LIST_V2_PARAMS)
+        if unknown:
+            raise OssError(501, "NotImplemented", f"Bucket sub-resources {unknown} not supported.")
+        max_keys = self._max_keys(query)
+        encoding = self._encoding_type(query)
+        token = query.get("continuation-token", "")
+        start_after = query.get("start-after", "")
+        marker = decode_token(token) if token else start_after
+        page, last = self.server.state.store.list(
+            bucket, query.get("prefix", ""), query.get("delimiter", ""), marker, max_keys
+        )
+        next_token = encode_token(last) if page.is_truncated else ""
+        body = list_v2_xml(page, encoding, start_after, token, next_token)
+        self.send_bytes(200, {"Content-Type": "application/xml"}, body, fault)
+
+    def _list_v1(self, bucket: str, query: dict[str, str], fault: Fault) -> None:
+        unknown = sorted(set(query) - _LIST_V1_PARAMS)
+        if unknown:
+            raise OssError(501, "NotImplemented", f"Bucket sub-resources {unknown} not supported.")
+        max_keys = self._max_keys(query)
+        encoding = self._encoding_type(query)
+        marker = query.get("marker", "")
+        page, last = self.server.state.store.list(
+            bucket, query.get("prefix", ""), query.get("delimiter", ""), marker, max_keys
+        )
+        next_marker = last if page.is_truncated else ""
+        body = list_v1_xml(page, encoding, marker, next_marker)
+        self.send_bytes(200, {"Content-Type": "application/xml"}, body, fault)
