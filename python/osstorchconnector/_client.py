@@ -45,3 +45,15 @@ class ClientFactory:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["endpoint"], **state["options"])  # type: ignore[misc]
+
+
+class RangeFetcher:
+    """Reads byte ranges through a factory's client; picklable, so copied objects can be read
+    in other processes."""
+
+    def __init__(self, factory: ClientFactory) -> None:
+        self._factory = factory
+        self.chunk_size = factory.get().part_size
+
+    def __call__(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        return self._factory.get().get_range(bucket, key, start, end)

@@ -3,27 +3,62 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .exceptions import OssError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
+
+
+class PartSource(Protocol):
+    """The rest of a large object, as its stream delivers it."""
+
+    def next_part(self) -> tuple[int, bytes] | None:
+        """``(offset, bytes)`` of the next part; None when done or the stream moved on."""
+        ...
+
+
+class RangeReader(Protocol):
+    """Reads byte ranges of any object by name (used once the stream can no longer help)."""
+
+    chunk_size: int
+
+    def __call__(self, bucket: str, key: str, start: int, end: int) -> bytes: ...
 
 
 class DataObject(io.BufferedIOBase):
     """An object fetched from OSS: its key, size, label and a file-like view of its bytes.
 
     Works wherever a binary file does (``PIL.Image.open``, ``torch.load``, ``np.load``).
-    :meth:`copy` returns an independent object with its own read position; it can be kept,
-    read later and pickled.
+    Small objects arrive whole. A large object arrives as its first part; reading on takes the
+    next parts from the dataset's pipeline while the iterator is still on this object, and
+    fetches byte ranges directly afterwards, so memory stays bounded and the object stays
+    readable after the loop has moved on. :meth:`copy` returns an independent object with its own
+    read position that can be kept, read later and pickled.
     """
 
-    def __init__(self, key: str, size: int, label: str, body: bytes, bucket: str = "") -> None:
+    def __init__(
+        self,
+        key: str,
+        size: int,
+        label: str,
+        body: bytes,
+        bucket: str = "",
+        *,
+        rest: PartSource | None = None,
+        ranges: RangeReader | None = None,
+    ) -> None:
         super().__init__()
         self._key = key
         self._size = size
         self._label = label
         self._bucket = bucket
-        self._body = body
+        self._chunk = body  # bytes held now, from offset _chunk_start
+        self._chunk_start = 0
+        self._rest = rest
+        self._rest_next = len(body)  # offset the next streamed part starts at
+        self._ranges = ranges
         self._pos = 0
 
     @property
@@ -49,29 +84,48 @@ class DataObject(io.BufferedIOBase):
     def read(self, size: int | None = -1) -> bytes:
         """Reads up to ``size`` bytes (all that remain when ``size`` is negative or None)."""
         self._check_open()
-        start = self._pos
-        end = len(self._body)
-        if size is not None and size >= 0:
-            end = min(end, start + size)
-        self._pos = max(start, end)
-        if start == 0 and end == len(self._body):
-            return self._body  # bytes are immutable: the whole body needs no copy
-        return self._body[start:end]
+        remaining = self._size - self._pos
+        if size is not None and 0 <= size < remaining:
+            remaining = size
+        if remaining <= 0:
+            return b""
+        chunk = self._chunk
+        offset = self._pos - self._chunk_start
+        if offset == 0 and remaining == len(chunk):
+            self._pos += remaining
+            return chunk  # bytes are immutable: the whole chunk needs no copy
+        pieces = []
+        while remaining > 0:
+            if not 0 <= offset < len(chunk):
+                chunk = self._load(self._pos)
+                offset = self._pos - self._chunk_start
+            piece = chunk[offset : offset + remaining]
+            pieces.append(piece)
+            self._pos += len(piece)
+            offset += len(piece)
+            remaining -= len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def read1(self, size: int = -1) -> bytes:
-        """Same as :meth:`read`: the body is already in memory."""
+        """Same as :meth:`read`."""
         return self.read(size)
 
     def readinto(self, buffer: Buffer) -> int:
         """Copies the next bytes into a writable buffer; returns how many were copied."""
         self._check_open()
         with memoryview(buffer) as view, view.cast("B") as target:
-            n = min(len(target), len(self._body) - self._pos)
-            if n <= 0:
-                return 0
-            target[:n] = memoryview(self._body)[self._pos : self._pos + n]
-            self._pos += n
-            return n
+            total = min(len(target), max(0, self._size - self._pos))
+            done = 0
+            while done < total:
+                offset = self._pos - self._chunk_start
+                if not 0 <= offset < len(self._chunk):
+                    self._load(self._pos)
+                    offset = self._pos - self._chunk_start
+                n = min(total - done, len(self._chunk) - offset)
+                target[done : done + n] = memoryview(self._chunk)[offset : offset + n]
+                done += n
+                self._pos += n
+            return done
 
     def readinto1(self, buffer: Buffer) -> int:
         """Same as :meth:`readinto`."""
@@ -85,7 +139,7 @@ class DataObject(io.BufferedIOBase):
         elif whence == io.SEEK_CUR:
             target = self._pos + offset
         elif whence == io.SEEK_END:
-            target = len(self._body) + offset
+            target = self._size + offset
         else:
             raise ValueError(f"invalid whence {whence!r} (use 0, 1 or 2)")
         if target < 0:
@@ -108,14 +162,57 @@ class DataObject(io.BufferedIOBase):
         return False
 
     def copy(self) -> DataObject:
-        """An independent object over the same bytes, positioned at the start."""
-        return DataObject(self._key, self._size, self._label, self._body, self._bucket)
+        """An independent object over the same bytes, positioned at the start.
+
+        The copy takes over the object's place in the stream (the original reads by range from
+        then on), so copying in a transform costs no second download.
+        """
+        dup = DataObject(
+            self._key, self._size, self._label, b"", self._bucket, ranges=self._ranges
+        )
+        dup._chunk, dup._chunk_start = self._chunk, self._chunk_start
+        dup._rest, dup._rest_next = self._rest, self._rest_next
+        self._rest = None
+        return dup
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (DataObject, (self._key, self._size, self._label, self._body, self._bucket))
+        # The stream cannot cross processes; a whole body travels, a part is re-read by range.
+        whole = self._chunk_start == 0 and len(self._chunk) == self._size
+        body = self._chunk if whole else b""
+        return (_restore, (self._key, self._size, self._label, body, self._bucket, self._ranges))
 
     def __repr__(self) -> str:
         return f"DataObject(key={self._key!r}, size={self._size}, label={self._label!r})"
+
+    def _load(self, pos: int) -> bytes:
+        """Makes the chunk cover ``pos`` (< size): from the stream when reading on, else by range.
+        """
+        while self._rest is not None and pos >= self._rest_next:
+            part = self._rest.next_part()
+            if part is None:
+                self._rest = None
+                break
+            offset, data = part
+            self._rest_next = offset + len(data)
+            if pos < self._rest_next:
+                self._chunk, self._chunk_start = data, offset
+                return data
+        if self._ranges is None:
+            raise OssError(
+                f"{self._describe()}: byte {pos} is no longer available from the stream",
+                bucket=self._bucket,
+                key=self._key,
+            )
+        end = min(self._size, pos + self._ranges.chunk_size)
+        data = self._ranges(self._bucket, self._key, pos, end)
+        if not data:
+            raise OssError(
+                f"{self._describe()}: expected {self._size} bytes, object ends before {pos}",
+                bucket=self._bucket,
+                key=self._key,
+            )
+        self._chunk, self._chunk_start = data, pos
+        return data
 
     def _describe(self) -> str:
         return f"oss://{self._bucket}/{self._key}"
@@ -123,3 +220,9 @@ class DataObject(io.BufferedIOBase):
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError(f"I/O operation on closed DataObject {self._describe()}")
+
+
+def _restore(
+    key: str, size: int, label: str, body: bytes, bucket: str, ranges: RangeReader | None
+) -> DataObject:
+    return DataObject(key, size, label, body, bucket, ranges=ranges)

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._client import ClientFactory
+from ._client import ClientFactory, RangeFetcher
 from ._core import ObjectStream, parse_oss_uri
 from ._torch import IterableDatasetBase, worker_shard
 from .data_object import DataObject
@@ -112,8 +112,9 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         index, count = worker_shard()
         stream = self._open_stream(self._factory, index, count)
         transform = self._transform
-        for bucket, key, size, label, body in stream:
-            yield transform(DataObject(key, size, label, body, bucket))
+        ranges = RangeFetcher(self._factory)
+        for bucket, key, size, label, first, rest in stream:
+            yield transform(DataObject(key, size, label, first, bucket, rest=rest, ranges=ranges))
 
 
 def _factory(

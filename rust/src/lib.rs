@@ -2,6 +2,7 @@
 //! Python through pyo3 when the `python` feature is on.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod budget;
 pub mod client;
 pub mod config;
 pub mod credentials;

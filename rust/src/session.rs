@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Runtime;
 
+use crate::budget::Budget;
 use crate::client::{ClientSettings, OssClient};
 use crate::config::{Config, LoadedConfig};
 use crate::credentials::{
@@ -17,6 +18,9 @@ use crate::credentials::{
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::sign::OssV4Signer;
+use crate::stream::StreamSettings;
+
+const MIB: u64 = 1024 * 1024;
 
 /// Environment variable naming the region when `region=` is not given.
 pub const ENV_REGION: &str = "OSS_REGION";
@@ -169,6 +173,23 @@ impl Session {
     /// `Internal` when the runtime cannot start.
     pub fn runtime(&self) -> Result<Arc<Runtime>> {
         crate::runtime::runtime(self.loaded.config.dataset.prefetch_worker)
+    }
+
+    /// Pipeline limits from `datasetConfig`.
+    pub fn stream_settings(&self) -> StreamSettings {
+        let d = &self.loaded.config.dataset;
+        StreamSettings {
+            concurrency: d.prefetch_concurrency,
+            part_size: d.prefetch_unit_mb * MIB,
+            // Enough finished objects buffered that a consumer pausing for a few objects' worth
+            // of work does not drain the pipeline; the byte budget bounds them anyway.
+            lookahead: (d.prefetch_concurrency * 8).max(64),
+        }
+    }
+
+    /// This process's byte budget (`prefetchMB`).
+    pub fn budget(&self) -> Arc<Budget> {
+        Budget::for_process(self.loaded.config.dataset.prefetch_mb * MIB)
     }
 
     /// This process's client, built on first use in each process.

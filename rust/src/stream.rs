@@ -1,23 +1,31 @@
-//! The pipeline: keys in, objects out, in input order, with a bounded number of GETs in flight.
+//! The pipeline: objects in, bytes out, in input order, bounded in requests and in bytes.
 //!
-//! Keys come from a listing (run as a background task) or are pushed by the caller. Each GET is
-//! spawned on the runtime so downloads progress while the consumer is busy with earlier objects.
-//! Dropping the stream aborts everything it started.
+//! Objects come from a listing (a background task) or are pushed by the caller. Each is fetched
+//! as one GET or, when larger than the part size, as ranged GETs of that size, each spawned on the
+//! runtime so downloads progress while the consumer is busy. At most `concurrency` requests run
+//! at once, every request first reserves its bytes from the process [`Budget`], and results wait
+//! (holding their reservation) until the consumer takes them. The consumer reads an object's
+//! first part with [`ObjectStream::next_object`] and the rest with [`ObjectStream::next_part`];
+//! moving to the next object cancels what is left of the current one. Dropping the stream
+//! cancels everything.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
+use crate::budget::{Budget, Reservation};
 use crate::client::OssClient;
 use crate::error::{Error, Result};
+use crate::get::{ByteRange, GetOutput};
 use crate::list::Lister;
 
 /// One object to fetch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ObjectRequest {
     /// Bucket.
     pub bucket: String,
@@ -25,19 +33,39 @@ pub struct ObjectRequest {
     pub key: String,
     /// Caller's tag carried through unchanged (the manifest label).
     pub label: String,
+    /// Size when known (from a listing); `None` learns it from the first response.
+    pub size: Option<u64>,
+    /// ETag when known, so every part comes from the same version.
+    pub etag: Option<String>,
 }
 
-/// One fetched object.
-#[derive(Debug, Clone)]
-pub struct FetchedObject {
+/// Bytes of an object, holding their share of the budget until dropped.
+#[derive(Debug)]
+pub struct Part {
+    /// The bytes.
+    pub body: Bytes,
+    /// Their offset in the object.
+    pub offset: u64,
+    _reservation: Option<Reservation>,
+}
+
+/// The start of an object: what it is, and its first part.
+#[derive(Debug)]
+pub struct ObjectStart {
+    /// Position in the stream, for [`ObjectStream::next_part`].
+    pub seq: u64,
     /// Bucket.
     pub bucket: String,
     /// Key.
     pub key: String,
-    /// The label of its request.
+    /// The request's label.
     pub label: String,
-    /// The whole body.
-    pub body: Bytes,
+    /// Size of the whole object.
+    pub size: u64,
+    /// ETag.
+    pub etag: String,
+    /// Bytes from offset 0; shorter than `size` when more parts follow.
+    pub first: Part,
 }
 
 /// Which share of a listing this stream takes: object `i` belongs to shard `i % count`.
@@ -58,47 +86,116 @@ impl Shard {
     }
 }
 
-enum Slot {
-    Fetching(JoinHandle<Result<FetchedObject>>),
+/// Pipeline limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// Requests running at once.
+    pub concurrency: usize,
+    /// Objects larger than this are fetched in ranged parts of this size.
+    pub part_size: u64,
+    /// Fetched objects buffered ahead of the consumer, at most.
+    pub lookahead: usize,
+}
+
+enum Queued {
+    Object(ObjectRequest),
+    Error(Error),
+}
+
+struct Job {
+    seq: u64,
+    request: Arc<ObjectRequest>,
+    range: Option<ByteRange>,
+    reserve: u64,
+    etag: Option<String>,
+}
+
+type Fetched = Result<(GetOutput, Reservation)>;
+
+/// A spawned request, cancelled when its slot is dropped (consumer moved on, stream dropped,
+/// or the wait for it interrupted by Ctrl-C).
+struct AbortOnDrop(JoinHandle<Fetched>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        // The task owns its reservation: aborting drops it and gives the bytes back.
+        self.0.abort();
+    }
+}
+
+enum Outcome {
+    Running(AbortOnDrop),
     Failed(Error),
 }
 
-/// Listed keys buffered ahead of the GETs: a few pages, so listing never stalls the pipeline
-/// and a huge prefix never fills memory.
+struct Slot {
+    seq: u64,
+    offset: u64,
+    request: Arc<ObjectRequest>,
+    outcome: Outcome,
+}
+
+/// Listed objects buffered ahead of the GETs: a few pages, so listing never stalls the
+/// pipeline and a huge prefix never fills memory.
 const LISTED_AHEAD: usize = 4096;
 
 /// An ordered, bounded pipeline of GETs.
-#[derive(Debug)]
 pub struct ObjectStream {
     client: Arc<OssClient>,
     runtime: Handle,
-    concurrency: usize,
-    pending: VecDeque<ObjectRequest>,
-    listed: Option<mpsc::Receiver<Result<ObjectRequest>>>,
+    budget: Arc<Budget>,
+    settings: StreamSettings,
+    queued: VecDeque<Queued>,
+    listed: Option<mpsc::Receiver<Queued>>,
     lister_task: Option<JoinHandle<()>>,
-    in_flight: VecDeque<Slot>,
+    jobs: VecDeque<Job>,
+    slots: VecDeque<Slot>,
+    running: Arc<AtomicUsize>,
+    finished: Arc<Notify>,
+    next_seq: u64,
+    current: Option<u64>,
 }
 
-impl std::fmt::Debug for Slot {
+impl std::fmt::Debug for ObjectStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Slot::Fetching(_) => f.write_str("Fetching"),
-            Slot::Failed(e) => write!(f, "Failed({e})"),
-        }
+        f.debug_struct("ObjectStream")
+            .field("settings", &self.settings)
+            .field("queued", &self.queued.len())
+            .field("jobs", &self.jobs.len())
+            .field("slots", &self.slots.len())
+            .field("running", &self.running.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
 impl ObjectStream {
     /// A stream of the objects the caller will [`push`](ObjectStream::push).
-    pub fn new(client: Arc<OssClient>, runtime: Handle, concurrency: usize) -> Self {
+    pub fn new(
+        client: Arc<OssClient>,
+        runtime: Handle,
+        budget: Arc<Budget>,
+        settings: StreamSettings,
+    ) -> Self {
+        // A part must fit in the budget, or it could never be reserved.
+        let part_size = settings.part_size.clamp(1, (budget.capacity() / 2).max(1));
         ObjectStream {
             client,
             runtime,
-            concurrency: concurrency.max(1),
-            pending: VecDeque::new(),
+            budget,
+            settings: StreamSettings {
+                concurrency: settings.concurrency.max(1),
+                part_size,
+                lookahead: settings.lookahead.max(settings.concurrency).max(1),
+            },
+            queued: VecDeque::new(),
             listed: None,
             lister_task: None,
-            in_flight: VecDeque::new(),
+            jobs: VecDeque::new(),
+            slots: VecDeque::new(),
+            running: Arc::new(AtomicUsize::new(0)),
+            finished: Arc::new(Notify::new()),
+            next_seq: 0,
+            current: None,
         }
     }
 
@@ -106,12 +203,13 @@ impl ObjectStream {
     pub fn from_prefix(
         client: Arc<OssClient>,
         runtime: Handle,
-        concurrency: usize,
+        budget: Arc<Budget>,
+        settings: StreamSettings,
         bucket: &str,
         prefix: &str,
         shard: Shard,
     ) -> Self {
-        let mut stream = ObjectStream::new(client.clone(), runtime.clone(), concurrency);
+        let mut stream = ObjectStream::new(client.clone(), runtime.clone(), budget, settings);
         let (tx, rx) = mpsc::channel(LISTED_AHEAD);
         let lister = Lister::new(bucket, prefix);
         let bucket = bucket.to_string();
@@ -122,74 +220,306 @@ impl ObjectStream {
 
     /// Queues one object after those already queued.
     pub fn push(&mut self, request: ObjectRequest) {
-        self.pending.push_back(request);
+        self.queued.push_back(Queued::Object(request));
     }
 
     /// Queues an error to be reported at this position (e.g. an invalid URI in the input).
     pub fn push_error(&mut self, error: Error) {
-        self.fill();
-        self.in_flight.push_back(Slot::Failed(error));
+        self.queued.push_back(Queued::Error(error));
     }
 
-    /// How many more requests the caller should push to keep the pipeline full.
+    /// How many more objects the caller should push to keep the pipeline busy.
     pub fn wants(&self) -> usize {
-        (self.concurrency * 2).saturating_sub(self.pending.len() + self.in_flight.len())
+        let queued = self.queued.len() + self.slots.len();
+        (self.settings.concurrency * 2).saturating_sub(queued)
     }
 
-    /// The next object in input order, or `None` when everything queued has been returned.
+    /// The next object's first part, in input order; `None` when everything queued has been
+    /// returned. What is left of the previous object is cancelled.
     ///
     /// # Errors
     /// The object's GET error, a listing error, or an error queued with `push_error`.
-    pub async fn next(&mut self) -> Option<Result<FetchedObject>> {
+    pub async fn next_object(&mut self) -> Option<Result<ObjectStart>> {
+        if let Some(previous) = self.current.take() {
+            self.discard(previous);
+        }
         loop {
+            let released = self.budget.clone();
+            let released = released.released();
+            let finished = self.finished.clone();
+            let finished = finished.notified();
+            tokio::pin!(released, finished);
+            released.as_mut().enable();
+            finished.as_mut().enable();
             self.fill();
-            if let Some(slot) = self.in_flight.pop_front() {
-                let result = match slot {
-                    Slot::Failed(e) => Err(e),
-                    Slot::Fetching(task) => task.await.unwrap_or_else(|e| {
-                        Err(Error::Internal(format!("download task failed: {e}")))
-                    }),
-                };
-                // Refill only now: the popped request counted against the bound until it ended.
-                self.fill();
-                return Some(result);
+            if let Some(slot) = self.slots.pop_front() {
+                self.current = Some(slot.seq);
+                let result = self.settle(slot).await;
+                return Some(result.map(|(seq, request, out, reservation)| {
+                    self.start(seq, request, out, reservation)
+                }));
+            }
+            if !self.jobs.is_empty() || !self.queued.is_empty() {
+                // Out of budget (held by other streams of this process): wait for a release.
+                tokio::select! {
+                    _ = released => {}
+                    _ = finished => {}
+                }
+                continue;
             }
             let listed = self.listed.as_mut()?;
             match listed.recv().await {
-                Some(Ok(request)) => self.pending.push_back(request),
-                Some(Err(e)) => return Some(Err(e)),
+                Some(item) => self.queued.push_back(item),
                 None => self.listed = None,
             }
         }
     }
 
-    fn fill(&mut self) {
-        while self.in_flight.len() < self.concurrency {
-            if self.pending.is_empty() {
-                match self.listed.as_mut().map(|rx| rx.try_recv()) {
-                    Some(Ok(Ok(request))) => self.pending.push_back(request),
-                    Some(Ok(Err(e))) => {
-                        self.in_flight.push_back(Slot::Failed(e));
-                        continue;
-                    }
-                    Some(Err(mpsc::error::TryRecvError::Disconnected)) => self.listed = None,
-                    Some(Err(mpsc::error::TryRecvError::Empty)) | None => {}
-                }
+    /// The next part of object `seq`; `None` when it has no more or the stream moved past it.
+    ///
+    /// # Errors
+    /// The part's GET error.
+    pub async fn next_part(&mut self, seq: u64) -> Option<Result<Part>> {
+        if self.current != Some(seq) {
+            return None;
+        }
+        loop {
+            let released = self.budget.clone();
+            let released = released.released();
+            let finished = self.finished.clone();
+            let finished = finished.notified();
+            tokio::pin!(released, finished);
+            released.as_mut().enable();
+            finished.as_mut().enable();
+            self.fill();
+            if self.slots.front().is_some_and(|s| s.seq == seq) {
+                let slot = self.slots.pop_front()?;
+                let result = self.settle(slot).await;
+                self.fill();
+                return Some(result.map(|(_, _, out, reservation)| Part {
+                    body: out.body,
+                    offset: out.offset,
+                    _reservation: Some(reservation),
+                }));
             }
-            let Some(request) = self.pending.pop_front() else {
+            if self.jobs.front().is_none_or(|j| j.seq != seq) {
+                return None;
+            }
+            tokio::select! {
+                _ = released => {}
+                _ = finished => {}
+            }
+        }
+    }
+
+    /// Waits for a slot's result; on failure the rest of its object is cancelled.
+    async fn settle(
+        &mut self,
+        slot: Slot,
+    ) -> Result<(u64, Arc<ObjectRequest>, GetOutput, Reservation)> {
+        let Slot {
+            seq,
+            request,
+            outcome,
+            ..
+        } = slot;
+        let fetched = match outcome {
+            Outcome::Failed(e) => Err(e),
+            Outcome::Running(mut task) => (&mut task.0)
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("download task failed: {e}")))),
+        };
+        match fetched {
+            Ok((out, reservation)) => Ok((seq, request, out, reservation)),
+            Err(e) => {
+                self.discard(seq);
+                Err(e)
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        seq: u64,
+        request: Arc<ObjectRequest>,
+        out: GetOutput,
+        reservation: Reservation,
+    ) -> ObjectStart {
+        let fetched_to = out.offset + out.body.len() as u64;
+        if request.size.is_none() && out.object_size > fetched_to {
+            self.schedule_parts(
+                seq,
+                &request,
+                fetched_to,
+                out.object_size,
+                Some(out.etag.clone()),
+            );
+        }
+        self.fill();
+        ObjectStart {
+            seq,
+            bucket: request.bucket.clone(),
+            key: request.key.clone(),
+            label: request.label.clone(),
+            size: out.object_size.max(fetched_to),
+            etag: out.etag,
+            first: Part {
+                body: out.body,
+                offset: out.offset,
+                _reservation: Some(reservation),
+            },
+        }
+    }
+
+    /// Turns queued objects into jobs and jobs into running requests, within the limits.
+    fn fill(&mut self) {
+        loop {
+            if self.jobs.is_empty() && !self.expand_next() {
+                return;
+            }
+            let Some(job) = self.jobs.front() else {
                 return;
             };
-            let client = self.client.clone();
-            let task = self.runtime.spawn(async move {
-                let out = client.get_object(&request.bucket, &request.key).await?;
-                Ok(FetchedObject {
-                    bucket: request.bucket,
-                    key: request.key,
-                    label: request.label,
-                    body: out.body,
-                })
+            let for_current = Some(job.seq) == self.current;
+            if self.running.load(Ordering::Acquire) >= self.settings.concurrency
+                || (!for_current && self.slots.len() >= self.settings.lookahead)
+            {
+                return;
+            }
+            let Some(reservation) = self.budget.try_reserve(job.reserve) else {
+                return;
+            };
+            let Some(job) = self.jobs.pop_front() else {
+                return;
+            };
+            self.spawn(job, reservation);
+        }
+    }
+
+    /// Moves the next queued object (or error) into jobs; false when nothing is queued.
+    fn expand_next(&mut self) -> bool {
+        let item = match self.queued.pop_front() {
+            Some(item) => item,
+            None => match self.listed.as_mut().map(|rx| rx.try_recv()) {
+                Some(Ok(item)) => item,
+                Some(Err(mpsc::error::TryRecvError::Disconnected)) => {
+                    self.listed = None;
+                    return false;
+                }
+                _ => return false,
+            },
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        match item {
+            Queued::Error(error) => self.insert_slot(Slot {
+                seq,
+                offset: 0,
+                request: Arc::new(ObjectRequest::default()),
+                outcome: Outcome::Failed(error),
+            }),
+            Queued::Object(request) => {
+                let request = Arc::new(request);
+                let part = self.settings.part_size;
+                match request.size {
+                    Some(size) if size > part => {
+                        let etag = request.etag.clone();
+                        self.schedule_parts(seq, &request, 0, size, etag);
+                    }
+                    Some(size) => self.jobs.push_back(Job {
+                        seq,
+                        request,
+                        range: None,
+                        reserve: size,
+                        etag: None,
+                    }),
+                    None => self.jobs.push_back(Job {
+                        seq,
+                        request,
+                        range: Some(ByteRange {
+                            start: 0,
+                            end: part,
+                        }),
+                        reserve: part,
+                        etag: None,
+                    }),
+                }
+            }
+        }
+        true
+    }
+
+    /// Adds jobs for bytes `from..to` of object `seq`, in order, before any later object's.
+    fn schedule_parts(
+        &mut self,
+        seq: u64,
+        request: &Arc<ObjectRequest>,
+        from: u64,
+        to: u64,
+        etag: Option<String>,
+    ) {
+        let at = self.jobs.partition_point(|j| j.seq <= seq);
+        let part = self.settings.part_size;
+        let mut start = from;
+        let mut new_jobs = Vec::new();
+        while start < to {
+            let end = (start + part).min(to);
+            new_jobs.push(Job {
+                seq,
+                request: request.clone(),
+                range: Some(ByteRange { start, end }),
+                reserve: end - start,
+                etag: etag.clone(),
             });
-            self.in_flight.push_back(Slot::Fetching(task));
+            start = end;
+        }
+        for (i, job) in new_jobs.into_iter().enumerate() {
+            self.jobs.insert(at + i, job);
+        }
+    }
+
+    fn spawn(&mut self, job: Job, mut reservation: Reservation) {
+        let client = self.client.clone();
+        let running = self.running.clone();
+        let finished = self.finished.clone();
+        let request = job.request.clone();
+        running.fetch_add(1, Ordering::AcqRel);
+        let task = self.runtime.spawn(async move {
+            let result = client
+                .get_range(
+                    &request.bucket,
+                    &request.key,
+                    job.range,
+                    job.etag.as_deref(),
+                )
+                .await;
+            if let Ok(out) = &result {
+                reservation.shrink_to(out.body.len() as u64);
+            }
+            running.fetch_sub(1, Ordering::AcqRel);
+            finished.notify_waiters();
+            result.map(|out| (out, reservation))
+        });
+        let offset = job.range.map_or(0, |r| r.start);
+        self.insert_slot(Slot {
+            seq: job.seq,
+            offset,
+            request: job.request,
+            outcome: Outcome::Running(AbortOnDrop(task)),
+        });
+    }
+
+    fn insert_slot(&mut self, slot: Slot) {
+        let key = (slot.seq, slot.offset);
+        let at = self.slots.partition_point(|s| (s.seq, s.offset) <= key);
+        self.slots.insert(at, slot);
+    }
+
+    /// Cancels every remaining request and job of object `seq`.
+    fn discard(&mut self, seq: u64) {
+        self.jobs.retain(|j| j.seq != seq);
+        while self.slots.front().is_some_and(|s| s.seq == seq) {
+            self.slots.pop_front();
         }
     }
 }
@@ -199,11 +529,6 @@ impl Drop for ObjectStream {
         if let Some(task) = &self.lister_task {
             task.abort();
         }
-        for slot in &self.in_flight {
-            if let Slot::Fetching(task) = slot {
-                task.abort();
-            }
-        }
     }
 }
 
@@ -212,7 +537,7 @@ async fn list_into(
     mut lister: Lister,
     bucket: String,
     shard: Shard,
-    tx: mpsc::Sender<Result<ObjectRequest>>,
+    tx: mpsc::Sender<Queued>,
 ) {
     let mut position = 0usize;
     loop {
@@ -221,7 +546,7 @@ async fn list_into(
             Ok(None) => return,
             Err(e) => {
                 // The receiver may be gone; then nobody needs the error either.
-                let _ = tx.send(Err(e)).await;
+                let _ = tx.send(Queued::Error(e)).await;
                 return;
             }
         };
@@ -235,8 +560,10 @@ async fn list_into(
                 bucket: bucket.clone(),
                 key: object.key,
                 label: String::new(),
+                size: Some(object.size),
+                etag: Some(object.etag).filter(|e| !e.is_empty()),
             };
-            if tx.send(Ok(request)).await.is_err() {
+            if tx.send(Queued::Object(request)).await.is_err() {
                 return;
             }
         }

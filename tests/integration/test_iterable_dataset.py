@@ -13,8 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import OssServer, start_oss_server, stop_oss_server
 
+from conftest import OssServer, start_oss_server, stop_oss_server
 from osstorchconnector import (
     DataObject,
     OssConfigError,

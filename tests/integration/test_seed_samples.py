@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import OssServer
 
 SAMPLES = Path(__file__).parent / "seed_samples"

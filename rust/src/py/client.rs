@@ -1,11 +1,15 @@
 //! `Client`: a validated session, and the streams and reads it starts.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator};
 
 use super::credential_provider::PyCredentialProvider;
 use super::object_stream::PyObjectStream;
 use super::wait::wait;
+use crate::error::Error;
+use crate::get::ByteRange;
 use crate::session::{Session, SessionBuilder};
 use crate::stream::{ObjectStream, Shard};
 use crate::uri::OssUri;
@@ -59,10 +63,10 @@ impl PyClient {
         &self.session.config().path
     }
 
-    /// GET requests kept in flight per stream.
+    /// Size of the ranged parts large objects are fetched in, in bytes.
     #[getter]
-    fn prefetch_concurrency(&self) -> usize {
-        self.session.config().config.dataset.prefetch_concurrency
+    fn part_size(&self) -> u64 {
+        self.session.stream_settings().part_size
     }
 
     /// Streams the objects under `oss://bucket/prefix`; with a shard, only every
@@ -76,18 +80,17 @@ impl PyClient {
     ) -> PyResult<PyObjectStream> {
         let parsed = OssUri::parse(uri)?;
         if shard_count == 0 || shard_index >= shard_count {
-            return Err(crate::error::Error::invalid(
-                "shard",
-                &format!("{shard_index}/{shard_count}"),
-                "shard_index must be below shard_count",
-            )
-            .into());
+            let shard = format!("{shard_index}/{shard_count}");
+            return Err(
+                Error::invalid("shard", &shard, "shard_index must be below shard_count").into(),
+            );
         }
         let runtime = self.session.runtime()?;
         let stream = ObjectStream::from_prefix(
             self.session.client()?,
             runtime.handle().clone(),
-            self.prefetch_concurrency(),
+            self.session.budget(),
+            self.session.stream_settings(),
             &parsed.bucket,
             &parsed.key,
             Shard {
@@ -105,7 +108,8 @@ impl PyClient {
         let stream = ObjectStream::new(
             self.session.client()?,
             runtime.handle().clone(),
-            self.prefetch_concurrency(),
+            self.session.budget(),
+            self.session.stream_settings(),
         );
         Ok(PyObjectStream::new(stream, runtime, Some(source)))
     }
@@ -116,6 +120,25 @@ impl PyClient {
         let runtime = self.session.runtime()?;
         let client = self.session.client()?;
         let out = wait(py, &runtime, client.get_object(&parsed.bucket, &parsed.key))??;
+        Ok(PyBytes::new(py, &out.body))
+    }
+
+    /// Reads bytes `start..end` of an object (fewer when it is shorter).
+    fn get_range<'py>(
+        &self,
+        py: Python<'py>,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        if end <= start {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let runtime = self.session.runtime()?;
+        let client: Arc<_> = self.session.client()?;
+        let range = Some(ByteRange { start, end });
+        let out = wait(py, &runtime, client.get_range(bucket, key, range, None))??;
         Ok(PyBytes::new(py, &out.body))
     }
 

@@ -1,21 +1,31 @@
-//! `ObjectStream`: the pipeline as a Python iterator of `(bucket, key, size, label, body)`.
+//! `ObjectStream`: the pipeline as a Python iterator, and `PartReader` for the rest of a large
+//! object.
 
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator};
 use tokio::runtime::Runtime;
+use tokio::sync::Mutex;
 
 use super::wait::wait;
 use crate::stream::{ObjectRequest, ObjectStream};
 use crate::uri::OssUri;
 
-type Item<'py> = (String, String, u64, String, Bound<'py, PyBytes>);
+type Item<'py> = (
+    String,
+    String,
+    u64,
+    String,
+    Bound<'py, PyBytes>,
+    Option<PartReader>,
+);
 
-/// Iterator over fetched objects, in input order.
+/// Iterator over `(bucket, key, size, label, first_part, rest)` in input order; `rest` is a
+/// [`PartReader`] when the object is larger than its first part, else `None`.
 #[pyclass(name = "ObjectStream", module = "osstorchconnector._core")]
 pub(crate) struct PyObjectStream {
-    stream: ObjectStream,
+    stream: Arc<Mutex<ObjectStream>>,
     runtime: Arc<Runtime>,
     /// Python iterator of `(uri, label)` still to be queued; `None` once exhausted.
     source: Option<Py<PyIterator>>,
@@ -28,31 +38,32 @@ impl PyObjectStream {
         source: Option<Py<PyIterator>>,
     ) -> Self {
         PyObjectStream {
-            stream,
+            stream: Arc::new(Mutex::new(stream)),
             runtime,
             source,
         }
     }
 
     /// Pulls from the Python source until the pipeline has enough queued work.
-    fn refill(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn refill(&mut self, py: Python<'_>, stream: &mut ObjectStream) -> PyResult<()> {
         let Some(source) = self.source.as_ref() else {
             return Ok(());
         };
         let mut source = source.bind(py).clone();
-        for _ in 0..self.stream.wants() {
+        for _ in 0..stream.wants() {
             let Some(item) = source.next() else {
                 self.source = None;
                 return Ok(());
             };
             let (uri, label): (String, String) = item?.extract()?;
             match OssUri::parse(&uri) {
-                Ok(u) => self.stream.push(ObjectRequest {
+                Ok(u) => stream.push(ObjectRequest {
                     bucket: u.bucket,
                     key: u.key,
                     label,
+                    ..ObjectRequest::default()
                 }),
-                Err(e) => self.stream.push_error(e),
+                Err(e) => stream.push_error(e),
             }
         }
         Ok(())
@@ -66,19 +77,61 @@ impl PyObjectStream {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Item<'py>>> {
-        self.refill(py)?;
+        let shared = self.stream.clone();
         let runtime = self.runtime.clone();
-        let Some(result) = wait(py, &runtime, self.stream.next())? else {
+        {
+            // Uncontended unless a PartReader of this stream is reading on another thread.
+            let mut stream = py.detach(|| shared.blocking_lock());
+            self.refill(py, &mut stream)?;
+        }
+        let next = wait(py, &runtime, async {
+            shared.lock().await.next_object().await
+        })?;
+        let Some(result) = next else {
             return Ok(None);
         };
-        let object = result?;
-        let size = object.body.len() as u64;
+        let start = result?;
+        let first = PyBytes::new(py, &start.first.body);
+        let more = (start.first.body.len() as u64) < start.size;
+        let rest = more.then(|| PartReader {
+            stream: shared.clone(),
+            runtime: runtime.clone(),
+            seq: start.seq,
+        });
         Ok(Some((
-            object.bucket,
-            object.key,
-            size,
-            object.label,
-            PyBytes::new(py, &object.body),
+            start.bucket,
+            start.key,
+            start.size,
+            start.label,
+            first,
+            rest,
         )))
+    }
+}
+
+/// The remaining parts of one large object, while its stream has not moved past it.
+#[pyclass(frozen, module = "osstorchconnector._core")]
+pub(crate) struct PartReader {
+    stream: Arc<Mutex<ObjectStream>>,
+    runtime: Arc<Runtime>,
+    seq: u64,
+}
+
+#[pymethods]
+impl PartReader {
+    /// The next part as `(offset, bytes)`, or `None` when there is no more or the stream has
+    /// moved on to a later object (read the rest by range instead).
+    fn next_part<'py>(&self, py: Python<'py>) -> PyResult<Option<(u64, Bound<'py, PyBytes>)>> {
+        let seq = self.seq;
+        let part = wait(py, &self.runtime, async {
+            self.stream.lock().await.next_part(seq).await
+        })?;
+        match part {
+            None => Ok(None),
+            Some(part) => {
+                let part = part?;
+                Ok(Some((part.offset, PyBytes::new(py, &part.body))))
+            }
+        }
     }
 }
