@@ -167,9 +167,7 @@ class DataObject(io.BufferedIOBase):
         The copy takes over the object's place in the stream (the original reads by range from
         then on), so copying in a transform costs no second download.
         """
-        dup = DataObject(
-            self._key, self._size, self._label, b"", self._bucket, ranges=self._ranges
-        )
+        dup = DataObject(self._key, self._size, self._label, b"", self._bucket, ranges=self._ranges)
         dup._chunk, dup._chunk_start = self._chunk, self._chunk_start
         dup._rest, dup._rest_next = self._rest, self._rest_next
         self._rest = None
@@ -185,8 +183,7 @@ class DataObject(io.BufferedIOBase):
         return f"DataObject(key={self._key!r}, size={self._size}, label={self._label!r})"
 
     def _load(self, pos: int) -> bytes:
-        """Makes the chunk cover ``pos`` (< size): from the stream when reading on, else by range.
-        """
+        """Makes the chunk cover ``pos`` (< size): from the stream if reading on, else by range."""
         while self._rest is not None and pos >= self._rest_next:
             part = self._rest.next_part()
             if part is None:

@@ -68,11 +68,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         """
         parse_oss_uri(oss_uri)
         factory = _factory(endpoint, cred_path, config_path, cred_provider, region, path_style)
-
-        def open_stream(f: ClientFactory, index: int, count: int) -> ObjectStream:
-            return f.get().stream_prefix(oss_uri, shard_index=index, shard_count=count)
-
-        return cls(factory, open_stream, transform)
+        return cls(factory, _PrefixOpener(oss_uri), transform)
 
     @classmethod
     def from_objects(
@@ -106,7 +102,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             for uri in uris:
                 parse_oss_uri(uri)
         factory = _factory(endpoint, cred_path, config_path, cred_provider, region, path_style)
-        return cls(factory, _uri_stream_opener(uris), transform)
+        return cls(factory, _UriOpener(uris), transform)
 
     def __iter__(self) -> Iterator[Any]:
         index, count = worker_shard()
@@ -135,11 +131,23 @@ def _factory(
     )
 
 
-def _uri_stream_opener(
-    uris: Iterable[str],
-) -> Callable[[ClientFactory, int, int], ObjectStream]:
-    def open_stream(f: ClientFactory, index: int, count: int) -> ObjectStream:
-        mine = itertools.islice(uris, index, None, count)
-        return f.get().stream_objects((uri, "") for uri in mine)
+class _PrefixOpener:
+    """Opens this worker's share of a listing (a class, not a closure, so it pickles for
+    DataLoader workers started with spawn)."""
 
-    return open_stream
+    def __init__(self, oss_uri: str) -> None:
+        self.oss_uri = oss_uri
+
+    def __call__(self, factory: ClientFactory, index: int, count: int) -> ObjectStream:
+        return factory.get().stream_prefix(self.oss_uri, shard_index=index, shard_count=count)
+
+
+class _UriOpener:
+    """Opens this worker's share of a URI list: URI ``i`` goes to worker ``i % count``."""
+
+    def __init__(self, uris: Iterable[str]) -> None:
+        self.uris = uris
+
+    def __call__(self, factory: ClientFactory, index: int, count: int) -> ObjectStream:
+        mine = itertools.islice(self.uris, index, None, count)
+        return factory.get().stream_objects((uri, "") for uri in mine)
