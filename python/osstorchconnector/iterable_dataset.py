@@ -109,8 +109,14 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         stream = self._open_stream(self._factory, index, count)
         transform = self._transform
         ranges = RangeFetcher(self._factory)
-        for bucket, key, size, label, first, rest in stream:
-            yield transform(DataObject(key, size, label, first, bucket, rest=rest, ranges=ranges))
+        try:
+            for bucket, key, size, label, first, rest in stream:
+                obj = DataObject(key, size, label, first, bucket, rest=rest, ranges=ranges)
+                yield transform(obj)
+        finally:
+            # The loop ended or was abandoned: stop prefetching now rather than when the stream
+            # is collected (a kept large object may hold it for a long time).
+            stream.close()
 
 
 def _factory(

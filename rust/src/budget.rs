@@ -12,35 +12,43 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub struct Budget {
     capacity: u64,
-    available: Mutex<u64>,
+    /// Signed: a forced reservation may overdraw it (see [`Budget::force_reserve`]).
+    available: Mutex<i64>,
     released: Notify,
 }
 
-static PROCESS_BUDGET: Mutex<Option<(u32, Arc<Budget>)>> = Mutex::new(None);
+/// Budgets of this process by capacity, tagged with the pid that made them.
+type ProcessBudgets = Option<(u32, Vec<Arc<Budget>>)>;
+
+static PROCESS_BUDGETS: Mutex<ProcessBudgets> = Mutex::new(None);
 
 impl Budget {
     /// A budget of `capacity` bytes.
     pub fn new(capacity: u64) -> Arc<Self> {
         Arc::new(Budget {
             capacity,
-            available: Mutex::new(capacity),
+            available: Mutex::new(i64::try_from(capacity).unwrap_or(i64::MAX)),
             released: Notify::new(),
         })
     }
 
-    /// The budget of the current process, created with `capacity` on first use; a forked child
-    /// gets its own rather than its parent's accounting.
+    /// The process's budget of `capacity` bytes, shared by every stream configured with that
+    /// `prefetchMB`; a forked child gets its own rather than its parent's accounting.
     pub fn for_process(capacity: u64) -> Arc<Self> {
         let pid = std::process::id();
-        let mut slot = PROCESS_BUDGET.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
-            Some((owner, b)) if *owner == pid => b.clone(),
-            _ => {
-                let b = Budget::new(capacity);
-                *slot = Some((pid, b.clone()));
-                b
-            }
+        let mut slot = PROCESS_BUDGETS.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(|(owner, _)| *owner != pid) {
+            *slot = Some((pid, Vec::new()));
         }
+        let Some((_, budgets)) = slot.as_mut() else {
+            return Budget::new(capacity);
+        };
+        if let Some(b) = budgets.iter().find(|b| b.capacity == capacity) {
+            return b.clone();
+        }
+        let b = Budget::new(capacity);
+        budgets.push(b.clone());
+        b
     }
 
     /// Total bytes.
@@ -48,22 +56,35 @@ impl Budget {
         self.capacity
     }
 
-    /// Bytes not reserved right now.
-    pub fn available(&self) -> u64 {
+    /// Bytes not reserved right now (negative while overdrawn).
+    pub fn available(&self) -> i64 {
         *self.available.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reserves `amount` bytes if that many are free.
     pub fn try_reserve(self: &Arc<Self>, amount: u64) -> Option<Reservation> {
+        let amount_signed = i64::try_from(amount).ok()?;
         let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
-        if *available < amount {
+        if *available < amount_signed {
             return None;
         }
-        *available -= amount;
+        *available -= amount_signed;
         Some(Reservation {
             budget: self.clone(),
             amount,
         })
+    }
+
+    /// Reserves `amount` bytes even beyond the budget. A stream with nothing in flight uses this
+    /// for one part, so streams sharing a budget can never wait on each other forever (say, a
+    /// kept object of one dataset holding parts while another dataset is iterated).
+    pub fn force_reserve(self: &Arc<Self>, amount: u64) -> Reservation {
+        let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
+        *available = available.saturating_sub(i64::try_from(amount).unwrap_or(i64::MAX));
+        Reservation {
+            budget: self.clone(),
+            amount,
+        }
     }
 
     /// Resolves after some reservation is released; create it before trying to reserve so a
@@ -77,7 +98,7 @@ impl Budget {
             return;
         }
         let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
-        *available = (*available + amount).min(self.capacity);
+        *available = available.saturating_add(i64::try_from(amount).unwrap_or(i64::MAX));
         drop(available);
         self.released.notify_waiters();
     }
@@ -129,6 +150,29 @@ mod tests {
         drop(r2);
         assert_eq!(b.available(), 100);
         assert_eq!(b.capacity(), 100);
+    }
+
+    #[test]
+    fn forced_reservations_overdraw_and_pay_back() {
+        let b = Budget::new(10);
+        let held = b.try_reserve(10).unwrap();
+        let forced = b.force_reserve(4);
+        assert_eq!(b.available(), -4);
+        assert!(b.try_reserve(1).is_none());
+        drop(held);
+        assert_eq!(b.available(), 6);
+        drop(forced);
+        assert_eq!(b.available(), 10);
+    }
+
+    #[test]
+    fn process_budgets_are_shared_per_capacity() {
+        let a = Budget::for_process(1000);
+        let b = Budget::for_process(1000);
+        let c = Budget::for_process(2000);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.capacity(), 2000);
     }
 
     #[test]

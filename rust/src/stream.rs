@@ -386,8 +386,11 @@ impl ObjectStream {
             {
                 return;
             }
-            let Some(reservation) = self.budget.try_reserve(job.reserve) else {
-                return;
+            let reservation = match self.budget.try_reserve(job.reserve) {
+                Some(r) => r,
+                // Nothing of ours is in flight or buffered: take one part on credit.
+                None if self.slots.is_empty() => self.budget.force_reserve(job.reserve),
+                None => return,
             };
             let Some(job) = self.jobs.pop_front() else {
                 return;
@@ -513,6 +516,19 @@ impl ObjectStream {
         let key = (slot.seq, slot.offset);
         let at = self.slots.partition_point(|s| (s.seq, s.offset) <= key);
         self.slots.insert(at, slot);
+    }
+
+    /// Stops everything except the rest of the current object, which a reader may still want:
+    /// the consumer has gone (its loop ended or broke), so nothing after it will be read.
+    pub fn close(&mut self) {
+        if let Some(task) = self.lister_task.take() {
+            task.abort();
+        }
+        self.listed = None;
+        self.queued.clear();
+        let current = self.current;
+        self.jobs.retain(|j| Some(j.seq) == current);
+        self.slots.retain(|s| Some(s.seq) == current);
     }
 
     /// Cancels every remaining request and job of object `seq`.

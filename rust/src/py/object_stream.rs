@@ -76,6 +76,13 @@ impl PyObjectStream {
         slf
     }
 
+    /// Cancels all prefetching except the rest of the current object (the loop is over).
+    fn close(&mut self, py: Python<'_>) {
+        self.source = None;
+        let shared = self.stream.clone();
+        py.detach(|| shared.blocking_lock().close());
+    }
+
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Item<'py>>> {
         let shared = self.stream.clone();
         let runtime = self.runtime.clone();
