@@ -112,6 +112,26 @@ struct Job {
 
 type Fetched = Result<(GetOutput, Reservation)>;
 
+/// Counts a request as running from spawn until its future completes or is dropped.
+struct RunningGuard {
+    running: Arc<AtomicUsize>,
+    finished: Arc<Notify>,
+}
+
+impl RunningGuard {
+    fn enter(running: Arc<AtomicUsize>, finished: Arc<Notify>) -> Self {
+        running.fetch_add(1, Ordering::AcqRel);
+        RunningGuard { running, finished }
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        self.finished.notify_waiters();
+    }
+}
+
 /// A spawned request, cancelled when its slot is dropped (consumer moved on, stream dropped,
 /// or the wait for it interrupted by Ctrl-C).
 struct AbortOnDrop(JoinHandle<Fetched>);
@@ -486,8 +506,10 @@ impl ObjectStream {
         let running = self.running.clone();
         let finished = self.finished.clone();
         let request = job.request.clone();
-        running.fetch_add(1, Ordering::AcqRel);
+        let running = RunningGuard::enter(running, finished);
         let task = self.runtime.spawn(async move {
+            // Dropped when the request ends or is aborted: either way it no longer runs.
+            let _running = running;
             let result = client
                 .get_range(
                     &request.bucket,
@@ -499,8 +521,6 @@ impl ObjectStream {
             if let Ok(out) = &result {
                 reservation.shrink_to(out.body.len() as u64);
             }
-            running.fetch_sub(1, Ordering::AcqRel);
-            finished.notify_waiters();
             result.map(|out| (out, reservation))
         });
         let offset = job.range.map_or(0, |r| r.start);

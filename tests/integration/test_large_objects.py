@@ -131,3 +131,14 @@ def test_parts_are_ranged_gets_of_the_unit_size(
     stats = oss_server.stats()
     assert stats["requests_by_method"]["GET"] == 1 + parts, stats
     assert stats["max_in_flight"] <= 4 + 1, stats
+
+
+def test_a_kept_large_object_does_not_block_another_dataset(
+    bucket: str, big: dict[str, bytes], small_parts: dict[str, Any]
+) -> None:
+    # Both datasets share one 8 MiB budget; the kept object's stream holds prefetched parts.
+    first, second = datasets(bucket, small_parts)
+    kept = next(o for o in first if o.key == "big/f-seven")
+    assert kept.read(10) == big["big/f-seven"][:10]
+    assert [(o.key, o.read()) for o in second] == list(big.items())
+    assert kept.read() == big["big/f-seven"][10:]
