@@ -1,10 +1,11 @@
 //! The OSS client and its one request path: sign, send, decode errors, retry.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use percent_encoding::utf8_percent_encode;
 
 use crate::credentials::CredentialCache;
@@ -21,7 +22,9 @@ pub struct ClientSettings {
     pub retry: RetryConfig,
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
-    /// Time allowed between two reads (first byte included) before a request is abandoned.
+    /// Time allowed for the response headers to arrive.
+    pub first_byte_timeout: Duration,
+    /// Time allowed between two reads of a body.
     pub read_timeout: Duration,
     /// Idle connections kept per host; at least the pipeline's concurrency.
     pub max_idle_connections: usize,
@@ -32,6 +35,7 @@ impl Default for ClientSettings {
         ClientSettings {
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
             max_idle_connections: 256,
         }
@@ -46,6 +50,8 @@ pub struct OssClient {
     signer: Arc<dyn Signer>,
     credentials: Arc<CredentialCache>,
     settings: ClientSettings,
+    /// Server time minus local time, learnt from `RequestTimeTooSkewed` answers.
+    clock_offset_ms: AtomicI64,
 }
 
 impl OssClient {
@@ -75,6 +81,7 @@ impl OssClient {
             signer,
             credentials,
             settings,
+            clock_offset_ms: AtomicI64::new(0),
         })
     }
 
@@ -115,6 +122,7 @@ impl OssClient {
             }
         }
         log::info!(
+            target: "osstorchconnector",
             "retrying after attempt {} failed ({error}); waiting {} ms",
             ctx.attempts(),
             delay.as_millis()
@@ -126,24 +134,59 @@ impl OssClient {
     async fn attempt(&self, head: &RequestHead) -> Result<reqwest::Response> {
         let credential = self.credentials.get()?;
         let mut signed = head.clone();
-        self.signer.sign(&mut signed, &credential, Utc::now())?;
+        self.signer.sign(&mut signed, &credential, self.now())?;
         let bucket = signed.bucket.as_deref().unwrap_or("");
         let mut url = self.endpoint.url(bucket, &signed.key);
         if !signed.query.is_empty() {
             url.push('?');
             url.push_str(&encode_query(&signed.query));
         }
-        let response = self
+        let sending = self
             .http
             .request(signed.method.clone(), url)
             .headers(signed.headers)
-            .send()
+            .send();
+        let response = tokio::time::timeout(self.settings.first_byte_timeout, sending)
             .await
+            .map_err(|_| Error::Transport {
+                method: head.method.to_string(),
+                target: target(head),
+                reason: format!(
+                    "no response within {} ms (firstByteTimeoutMs)",
+                    self.settings.first_byte_timeout.as_millis()
+                ),
+                timeout: true,
+            })?
             .map_err(|e| transport_error(head, &e))?;
         if response.status().is_success() {
             return Ok(response);
         }
-        Err(service_error(head, response).await)
+        let server_time = response
+            .headers()
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok());
+        let error = service_error(head, response).await;
+        if let (Some(server_time), Some(e)) = (server_time, error.service()) {
+            if e.code == "RequestTimeTooSkewed" {
+                self.learn_clock_offset(server_time.with_timezone(&Utc));
+            }
+        }
+        Err(error)
+    }
+
+    /// Local time corrected by what the server told us of its clock.
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + TimeDelta::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    fn learn_clock_offset(&self, server_time: DateTime<Utc>) {
+        let offset = (server_time - Utc::now()).num_milliseconds();
+        log::warn!(
+            target: "osstorchconnector",
+            "the server's clock is {offset} ms off ours (RequestTimeTooSkewed); signing with its time"
+        );
+        self.clock_offset_ms.store(offset, Ordering::Relaxed);
     }
 }
 

@@ -47,6 +47,10 @@ impl OssClient {
     /// end, what exists is returned and `object_size` tells the real size. With `if_match`, the
     /// object must still have that ETag (parts of one object all come from one version).
     ///
+    /// A body cut short (reset, early EOF, read timeout) is resumed with a Range request from
+    /// where it stopped, pinned to the same ETag, under the same retry budget; a whole object is
+    /// checked against `x-oss-hash-crc64ecma` once assembled, and fetched again on a mismatch.
+    ///
     /// # Errors
     /// As [`OssClient::get_object`]; `Service` with status 412 when the object changed.
     pub async fn get_range(
@@ -56,30 +60,87 @@ impl OssClient {
         range: Option<ByteRange>,
         if_match: Option<&str>,
     ) -> Result<GetOutput> {
-        let mut head = RequestHead::new(Method::GET, bucket, key);
-        if let Some(r) = range {
-            let value = format!("bytes={}-{}", r.start, r.end.saturating_sub(1));
-            head.headers.insert(RANGE, header_value(&value)?);
-        }
-        if let Some(etag) = if_match.filter(|e| !e.is_empty()) {
-            head.headers.insert(IF_MATCH, header_value(etag)?);
-        }
         let mut ctx = self.retry_context();
+        let mut partial: Option<Partial> = None;
+        let mut unranged_retry = false;
         loop {
+            let mut head = RequestHead::new(Method::GET, bucket, key);
+            let (asked, etag) = match &partial {
+                Some(p) => (Some(p.remaining()), Some(p.etag.as_str())),
+                None if unranged_retry => (None, if_match),
+                None => (range, if_match),
+            };
+            if let Some(r) = asked {
+                let value = format!("bytes={}-{}", r.start, r.end.saturating_sub(1));
+                head.headers.insert(RANGE, header_value(&value)?);
+            }
+            if let Some(etag) = etag.filter(|e| !e.is_empty()) {
+                head.headers.insert(IF_MATCH, header_value(etag)?);
+            }
             let response = match self.send(&head, &mut ctx).await {
                 // An empty object has no byte 0: S3-style servers answer 416 where OSS answers 200.
                 Err(Error::Service(e))
-                    if e.status == 416 && range.is_some_and(|r| r.start == 0) =>
+                    if e.status == 416 && asked.is_some_and(|r| r.start == 0) =>
                 {
-                    head.headers.remove(RANGE);
+                    unranged_retry = true;
                     continue;
                 }
                 other => other?,
             };
-            match read_checked(&head, response, range).await {
-                Ok(out) => return Ok(out),
+            match read_into(&head, response, asked, &mut partial).await {
+                Ok(()) => {
+                    if let Some(p) = partial.take() {
+                        return Ok(p.finish(range));
+                    }
+                }
                 Err(e) => self.backoff(&mut ctx, &e).await.ok_or(e)?,
             }
+        }
+    }
+}
+
+/// What has arrived of one response's bytes, kept across attempts so a resume appends to it.
+struct Partial {
+    body: BytesMut,
+    /// Object offset of `body[0]`.
+    offset: u64,
+    /// One past the last byte this download wants.
+    end: u64,
+    object_size: u64,
+    etag: String,
+    /// The answer was a 200: the whole object, whatever range was asked.
+    whole: bool,
+    /// CRC-64 of the whole object, checked once all of it has arrived.
+    whole_crc: Option<String>,
+}
+
+impl Partial {
+    fn next_offset(&self) -> u64 {
+        self.offset + self.body.len() as u64
+    }
+
+    fn remaining(&self) -> ByteRange {
+        ByteRange {
+            start: self.next_offset(),
+            end: self.end,
+        }
+    }
+
+    /// The bytes, cut to the asked range when the server sent the whole object.
+    fn finish(self, range: Option<ByteRange>) -> GetOutput {
+        let mut body = self.body.freeze();
+        let mut offset = self.offset;
+        if let (true, Some(r)) = (self.whole, range) {
+            let start = r.start.min(self.object_size);
+            let end = r.end.clamp(start, self.object_size);
+            body = body.slice(start as usize..end as usize);
+            offset = start;
+        }
+        GetOutput {
+            body,
+            offset,
+            object_size: self.object_size,
+            etag: self.etag,
         }
     }
 }
@@ -89,11 +150,14 @@ fn header_value(value: &str) -> Result<HeaderValue> {
         .map_err(|_| Error::invalid("header value", value, "it cannot be sent in HTTP"))
 }
 
-async fn read_checked(
+/// Reads one response into `partial`: appends when it continues it, starts afresh otherwise.
+/// On a broken body the bytes received so far stay in `partial` for the resume.
+async fn read_into(
     head: &RequestHead,
     mut response: reqwest::Response,
-    range: Option<ByteRange>,
-) -> Result<GetOutput> {
+    asked: Option<ByteRange>,
+    partial: &mut Option<Partial>,
+) -> Result<()> {
     let protocol = |reason: String| Error::Protocol {
         target: target(head),
         reason,
@@ -106,78 +170,80 @@ async fn read_checked(
             .map(str::to_string)
     };
     let etag = header("etag").unwrap_or_default();
-    let partial = response.status().as_u16() == 206;
-    let (offset, object_size) = if partial {
+    let length = response.content_length();
+    let fresh = if response.status().as_u16() == 206 {
         let value = header("content-range").unwrap_or_default();
-        parse_content_range(&value)
-            .ok_or_else(|| protocol(format!("206 answer with bad Content-Range {value:?}")))?
-    } else {
-        (0, 0)
-    };
-    let expected_crc = if partial {
+        let (start, object_size) = parse_content_range(&value)
+            .ok_or_else(|| protocol(format!("206 answer with bad Content-Range {value:?}")))?;
+        if let Some(r) = asked {
+            if start != r.start {
+                return Err(protocol(format!(
+                    "asked for bytes from {}, got from {start}",
+                    r.start
+                )));
+            }
+        }
+        let len = length.ok_or_else(|| protocol("206 answer without Content-Length".into()))?;
+        let continues = partial.as_ref().is_some_and(|p| p.next_offset() == start);
+        if !continues {
+            *partial = Some(Partial {
+                body: BytesMut::with_capacity(len.min(1 << 30) as usize),
+                offset: start,
+                end: start + len,
+                object_size,
+                etag,
+                whole: false,
+                whole_crc: None,
+            });
+        }
         None
     } else {
-        header("x-oss-hash-crc64ecma")
+        Some(Partial {
+            body: BytesMut::with_capacity(length.unwrap_or(0).min(1 << 30) as usize),
+            offset: 0,
+            end: length.unwrap_or(u64::MAX),
+            object_size: length.unwrap_or(0),
+            etag,
+            whole: true,
+            whole_crc: header("x-oss-hash-crc64ecma"),
+        })
     };
-    let expected_len = response.content_length();
-    let mut body = BytesMut::with_capacity(expected_len.unwrap_or(0).min(1 << 30) as usize);
+    if let Some(whole) = fresh {
+        *partial = Some(whole);
+    }
+    let Some(state) = partial.as_mut() else {
+        return Err(Error::Internal("no download state".into()));
+    };
     while let Some(chunk) = response
         .chunk()
         .await
         .map_err(|e| transport_error(head, &e))?
     {
-        body.extend_from_slice(&chunk);
+        state.body.extend_from_slice(&chunk);
     }
-    if let Some(len) = expected_len {
-        if body.len() as u64 != len {
-            return Err(protocol(format!(
-                "body ended after {} of {len} bytes",
-                body.len()
-            )));
-        }
+    if state.end == u64::MAX {
+        // No Content-Length: the connection's end was the body's end.
+        state.end = state.next_offset();
+        state.object_size = state.end;
     }
-    if let Some(expected) = expected_crc {
-        let actual = crc64(&body);
+    if state.next_offset() < state.end {
+        return Err(protocol(format!(
+            "body ended after {} of {} bytes",
+            state.next_offset() - state.offset,
+            state.end - state.offset
+        )));
+    }
+    if let Some(expected) = state.whole_crc.take() {
+        let actual = crc64(&state.body);
         if expected.trim() != actual.to_string() {
+            // Corrupt somewhere: start over rather than resume.
+            *partial = None;
             return Err(protocol(format!(
                 "CRC-64 mismatch: server says {expected}, body has {actual}"
             )));
         }
     }
-    let mut body = body.freeze();
-    if partial {
-        if let Some(r) = range {
-            if offset != r.start {
-                return Err(protocol(format!(
-                    "asked for bytes from {}, got from {offset}",
-                    r.start
-                )));
-            }
-        }
-        return Ok(GetOutput {
-            body,
-            offset,
-            object_size,
-            etag,
-        });
-    }
-    // A 200 is the whole object: OSS answers a range past the end that way.
-    let object_size = body.len() as u64;
-    let offset = match range {
-        Some(r) => {
-            let start = r.start.min(object_size);
-            let end = r.end.clamp(start, object_size);
-            body = body.slice(start as usize..end as usize);
-            start
-        }
-        None => 0,
-    };
-    Ok(GetOutput {
-        body,
-        offset,
-        object_size,
-        etag,
-    })
+    Ok(())
 }
 
 /// `bytes a-b/total` → `(a, total)`.

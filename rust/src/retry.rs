@@ -17,14 +17,17 @@ pub struct RetryConfig {
     pub base_delay: Duration,
     /// Backoff ceiling.
     pub max_delay: Duration,
+    /// No retry starts after this much time since the operation began.
+    pub deadline: Duration,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
-            max_attempts: 10,
+            max_attempts: 15,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(20),
+            deadline: Duration::from_secs(600),
         }
     }
 }
@@ -72,6 +75,7 @@ pub struct RetryContext {
     config: RetryConfig,
     attempts: u32,
     refreshed: bool,
+    started: std::time::Instant,
 }
 
 impl RetryContext {
@@ -81,6 +85,7 @@ impl RetryContext {
             config,
             attempts: 0,
             refreshed: false,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -99,7 +104,11 @@ impl RetryContext {
             self.refreshed = true;
             return Some(Duration::ZERO);
         }
-        Some(full_jitter(&self.config, self.attempts - 1, jitter))
+        let delay = full_jitter(&self.config, self.attempts - 1, jitter);
+        if self.started.elapsed() + delay >= self.config.deadline {
+            return None;
+        }
+        Some(delay)
     }
 
     /// Attempts made so far.
@@ -196,5 +205,11 @@ mod tests {
         assert!(RetryContext::new(RetryConfig::default())
             .on_failure(&service(404, "NoSuchKey"), rng)
             .is_none());
+
+        let mut past_deadline = RetryContext::new(RetryConfig {
+            deadline: Duration::ZERO,
+            ..Default::default()
+        });
+        assert!(past_deadline.on_failure(&service(503, ""), 0.5).is_none());
     }
 }

@@ -17,6 +17,7 @@ use crate::credentials::{
 };
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::retry::RetryConfig;
 use crate::sign::OssV4Signer;
 use crate::stream::StreamSettings;
 
@@ -208,12 +209,22 @@ impl Session {
         if let Some(inherited) = slot.take() {
             std::mem::forget(inherited);
         }
-        let dataset = &self.loaded.config.dataset;
+        let config = &self.loaded.config;
+        let ms = std::time::Duration::from_millis;
+        let r = &config.retry;
         let settings = ClientSettings {
-            max_idle_connections: dataset
+            retry: RetryConfig {
+                max_attempts: r.max_attempts,
+                deadline: ms(r.operation_timeout_ms),
+                ..RetryConfig::default()
+            },
+            connect_timeout: ms(r.connect_timeout_ms),
+            first_byte_timeout: ms(r.first_byte_timeout_ms),
+            read_timeout: ms(r.read_timeout_ms),
+            max_idle_connections: config
+                .dataset
                 .prefetch_concurrency
                 .max(ClientSettings::default().max_idle_connections),
-            ..ClientSettings::default()
         };
         let client = Arc::new(OssClient::new(
             self.endpoint.clone(),
