@@ -12,9 +12,29 @@ import os
 import threading
 from typing import Any
 
-from ._core import Client
+from ._core import Client, reset_log_cache
 
 log = logging.getLogger("osstorchconnector")
+
+# logLevel of the config file → logging level.
+_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
+_log_files: dict[str, logging.Handler] = {}
+
+
+def _configure_logging(client: Client) -> None:
+    """Applies the config file's logLevel and logPath to the ``osstorchconnector`` logger."""
+    if not client.config_path:
+        return  # no config file: leave the application's logging alone
+    log.setLevel(_LEVELS.get(client.log_level, logging.INFO))
+    path = client.log_path
+    if path and path not in _log_files:
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+        )
+        log.addHandler(handler)
+        _log_files[path] = handler
+    reset_log_cache()
 
 
 class ClientFactory:
@@ -34,6 +54,7 @@ class ClientFactory:
         with self._lock:
             if self._client is None or self._pid != os.getpid():
                 client = Client(self._endpoint, **self._options)
+                _configure_logging(client)
                 for warning in client.config_warnings:
                     log.warning("config file %s: %s", client.config_path, warning)
                 self._client = client

@@ -12,6 +12,9 @@ def parse_oss_uri(uri: str) -> tuple[str, str]:
         OssConfigError: the URI does not start with ``oss://`` or names no valid bucket.
     """
 
+def reset_log_cache() -> None:
+    """Makes Rust log records follow the current Python ``logging`` levels."""
+
 class Client:
     """Endpoint, region, credentials and configuration, validated when built."""
 
@@ -33,6 +36,10 @@ class Client:
     def config_path(self) -> str: ...
     @property
     def part_size(self) -> int: ...
+    @property
+    def log_level(self) -> int: ...
+    @property
+    def log_path(self) -> str: ...
     def stream_prefix(
         self, uri: str, *, shard_index: int = 0, shard_count: int = 1
     ) -> ObjectStream: ...

@@ -8,11 +8,13 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use percent_encoding::utf8_percent_encode;
 
+use crate::audit::{AuditLog, AuditRecord};
 use crate::credentials::CredentialCache;
 use crate::endpoint::{Endpoint, QUERY_ENCODE_SET};
 use crate::error::{Error, Result, ServiceError};
 use crate::retry::{RetryConfig, RetryContext};
 use crate::sign::{RequestHead, Signer};
+use crate::throttle::AdaptiveLimit;
 use crate::xml::ErrorBody;
 
 /// Network settings of a client.
@@ -28,6 +30,10 @@ pub struct ClientSettings {
     pub read_timeout: Duration,
     /// Idle connections kept per host; at least the pipeline's concurrency.
     pub max_idle_connections: usize,
+    /// Attempts in flight at most (narrower while throttled).
+    pub max_concurrency: usize,
+    /// Where each attempt is recorded, if anywhere.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl Default for ClientSettings {
@@ -38,6 +44,8 @@ impl Default for ClientSettings {
             first_byte_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
             max_idle_connections: 256,
+            max_concurrency: 24,
+            audit: None,
         }
     }
 }
@@ -52,6 +60,8 @@ pub struct OssClient {
     settings: ClientSettings,
     /// Server time minus local time, learnt from `RequestTimeTooSkewed` answers.
     clock_offset_ms: AtomicI64,
+    /// Attempts in flight, narrowed while the store throttles.
+    limit: AdaptiveLimit,
 }
 
 impl OssClient {
@@ -80,9 +90,15 @@ impl OssClient {
             endpoint,
             signer,
             credentials,
-            settings,
             clock_offset_ms: AtomicI64::new(0),
+            limit: AdaptiveLimit::new(settings.max_concurrency),
+            settings,
         })
+    }
+
+    /// Attempts allowed in flight right now (lowered while the store throttles).
+    pub fn concurrency_limit(&self) -> usize {
+        self.limit.limit()
     }
 
     /// A fresh retry budget for one operation.
@@ -132,6 +148,21 @@ impl OssClient {
     }
 
     async fn attempt(&self, head: &RequestHead) -> Result<reqwest::Response> {
+        let _permit = self.limit.acquire().await;
+        let started = std::time::Instant::now();
+        let result = self.attempt_unlimited(head).await;
+        if let Some(audit) = &self.settings.audit {
+            audit_attempt(audit, head, &result, started.elapsed());
+        }
+        match &result {
+            Ok(_) => self.limit.on_success(),
+            Err(e) if is_throttling(e) => self.limit.on_throttled(std::time::Instant::now()),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn attempt_unlimited(&self, head: &RequestHead) -> Result<reqwest::Response> {
         let credential = self.credentials.get()?;
         let mut signed = head.clone();
         self.signer.sign(&mut signed, &credential, self.now())?;
@@ -188,6 +219,56 @@ impl OssClient {
         );
         self.clock_offset_ms.store(offset, Ordering::Relaxed);
     }
+}
+
+fn audit_attempt(
+    audit: &AuditLog,
+    head: &RequestHead,
+    result: &Result<reqwest::Response>,
+    latency: std::time::Duration,
+) {
+    let target = target(head);
+    let method = head.method.as_str();
+    match result {
+        Ok(response) => {
+            let request_id = response
+                .headers()
+                .get("x-oss-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            audit.record(&AuditRecord {
+                method,
+                target: &target,
+                status: response.status().as_u16(),
+                bytes: response.content_length().unwrap_or(0),
+                latency,
+                request_id,
+                error: "",
+            });
+        }
+        Err(e) => {
+            let (status, request_id, reason) = match e.service() {
+                Some(s) => (s.status, s.request_id.as_str(), s.code.clone()),
+                None => (0, "", e.to_string()),
+            };
+            audit.record(&AuditRecord {
+                method,
+                target: &target,
+                status,
+                bytes: 0,
+                latency,
+                request_id,
+                error: &reason,
+            });
+        }
+    }
+}
+
+/// Whether an answer asks the client to slow down.
+fn is_throttling(error: &Error) -> bool {
+    error
+        .service()
+        .is_some_and(|e| e.status == 429 || e.status == 503 || e.code.contains("LimitExceeded"))
 }
 
 /// `oss://bucket/key` of a request, for messages.

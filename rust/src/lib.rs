@@ -2,6 +2,7 @@
 //! Python through pyo3 when the `python` feature is on.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod audit;
 pub mod budget;
 pub mod client;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod runtime;
 pub mod session;
 pub mod sign;
 pub mod stream;
+pub mod throttle;
 pub mod uri;
 pub mod xml;
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Runtime;
 
+use crate::audit::AuditLog;
 use crate::budget::Budget;
 use crate::client::{ClientSettings, OssClient};
 use crate::config::{Config, LoadedConfig};
@@ -107,11 +108,18 @@ impl SessionBuilder {
         }
         let credentials = Arc::new(CredentialCache::new(Box::new(chain)));
         credentials.get()?;
+        let audit_path = &loaded.config.audit_path;
+        let audit = if audit_path.is_empty() {
+            None
+        } else {
+            Some(Arc::new(AuditLog::open(audit_path)?))
+        };
         Ok(Session {
             endpoint,
             region,
             loaded,
             credentials,
+            audit,
             per_process: Mutex::new(None),
         })
     }
@@ -149,6 +157,7 @@ pub struct Session {
     region: String,
     loaded: LoadedConfig,
     credentials: Arc<CredentialCache>,
+    audit: Option<Arc<AuditLog>>,
     per_process: Mutex<Option<(u32, Arc<OssClient>)>>,
 }
 
@@ -221,6 +230,8 @@ impl Session {
             connect_timeout: ms(r.connect_timeout_ms),
             first_byte_timeout: ms(r.first_byte_timeout_ms),
             read_timeout: ms(r.read_timeout_ms),
+            max_concurrency: config.dataset.prefetch_concurrency,
+            audit: self.audit.clone(),
             max_idle_connections: config
                 .dataset
                 .prefetch_concurrency

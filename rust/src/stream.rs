@@ -401,7 +401,11 @@ impl ObjectStream {
                 return;
             };
             let for_current = Some(job.seq) == self.current;
-            if self.running.load(Ordering::Acquire) >= self.settings.concurrency
+            let width = self
+                .settings
+                .concurrency
+                .min(self.client.concurrency_limit());
+            if self.running.load(Ordering::Acquire) >= width
                 || (!for_current && self.slots.len() >= self.settings.lookahead)
             {
                 return;

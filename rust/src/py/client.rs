@@ -63,6 +63,18 @@ impl PyClient {
         &self.session.config().path
     }
 
+    /// `logLevel`: 0 debug, 1 info, 2 warning, 3 error.
+    #[getter]
+    fn log_level(&self) -> u8 {
+        self.session.config().config.log_level
+    }
+
+    /// `logPath`; empty when logging goes to Python `logging` only.
+    #[getter]
+    fn log_path(&self) -> &str {
+        &self.session.config().config.log_path
+    }
+
     /// Size of the ranged parts large objects are fetched in, in bytes.
     #[getter]
     fn part_size(&self) -> u64 {

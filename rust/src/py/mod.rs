@@ -6,9 +6,22 @@ mod errors;
 mod object_stream;
 mod wait;
 
+use std::sync::OnceLock;
+
 use pyo3::prelude::*;
 
 use crate::uri::OssUri;
+
+/// pyo3-log caches Python logger levels; this handle drops the cache after they change.
+static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
+
+/// Makes Rust log records follow the current Python `logging` levels (call after changing them).
+#[pyfunction]
+fn reset_log_cache() {
+    if let Some(handle) = LOG_RESET.get() {
+        handle.reset();
+    }
+}
 
 /// Splits `oss://bucket/key` into `(bucket, key)`, raising `OssConfigError` when malformed.
 #[pyfunction]
@@ -19,11 +32,14 @@ fn parse_oss_uri(uri: &str) -> PyResult<(String, String)> {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Route Rust `log` records to Python `logging` under the "osstorchconnector" logger names.
-    let _ = pyo3_log::try_init();
+    // Route Rust `log` records to Python `logging` under the "osstorchconnector" logger.
+    if let Ok(handle) = pyo3_log::try_init() {
+        let _ = LOG_RESET.set(handle);
+    }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::PyClient>()?;
     m.add_class::<object_stream::PyObjectStream>()?;
     m.add_function(wrap_pyfunction!(parse_oss_uri, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
     Ok(())
 }
