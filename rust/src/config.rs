@@ -379,4 +379,23 @@ mod tests {
             .to_string();
         assert!(err.contains("/nonexistent/dir/config.json"), "{err}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(s in ".*") {
+            let _ = Config::from_json(&s);
+        }
+
+        #[test]
+        fn arbitrary_json_values_never_panic(
+            level in proptest::num::i64::ANY,
+            conc in proptest::num::f64::ANY,
+            key in "[a-zA-Z]{0,12}",
+        ) {
+            let text = format!(
+                r#"{{"logLevel": {level}, "datasetConfig": {{"prefetchConcurrency": {conc}, "{key}": []}}, "retryConfig": {{"maxAttempts": "{key}"}}}}"#
+            );
+            let _ = Config::from_json(&text);
+        }
+    }
 }

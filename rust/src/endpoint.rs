@@ -253,4 +253,14 @@ mod tests {
             assert!(err.contains("endpoint"), "{endpoint}: {err}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_and_infer_never_panic(s in ".*", style in proptest::option::of(proptest::bool::ANY)) {
+            if let Ok(e) = Endpoint::parse(&s, style) {
+                let _ = e.infer_region();
+                let _ = e.url("bucket", &s);
+            }
+        }
+    }
 }

@@ -283,4 +283,11 @@ mod tests {
         assert_eq!(parse_content_range("0-99/1000"), None);
         assert_eq!(parse_content_range("bytes 0-99/*"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn content_range_never_panics(s in ".*") {
+            let _ = parse_content_range(&s);
+        }
+    }
 }

@@ -122,4 +122,20 @@ mod tests {
             assert!(err.contains(&format!("{uri:?}")), "{uri}: {err}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_round_trips(s in ".*") {
+            if let Ok(u) = OssUri::parse(&s) {
+                let again = OssUri::parse(&u.to_string()).unwrap();
+                proptest::prop_assert_eq!(again, u);
+            }
+        }
+
+        #[test]
+        fn any_key_survives(key in "[^/].*") {
+            let u = OssUri::parse(&format!("oss://bucket/{key}")).unwrap();
+            proptest::prop_assert_eq!(u.key, key);
+        }
+    }
 }

@@ -174,4 +174,23 @@ mod tests {
         assert!(ErrorBody::parse(b"<html>bad gateway</html>").is_none());
         assert!(ErrorBody::parse(b"").is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = ListBucketResult::parse(&body);
+            let _ = ErrorBody::parse(&body);
+        }
+
+        #[test]
+        fn arbitrary_keys_round_trip_through_url_encoding(key in ".*", size in 0u64..u64::MAX) {
+            let encoded = percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC);
+            let body = format!(
+                "<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>{encoded}</Key><Size>{size}</Size></Contents></ListBucketResult>"
+            );
+            let page = ListBucketResult::parse(body.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&page.contents[0].key, &key);
+            proptest::prop_assert_eq!(page.contents[0].size, size);
+        }
+    }
 }
