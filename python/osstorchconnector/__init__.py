@@ -14,6 +14,7 @@ from .exceptions import (
     OssTimeoutError,
 )
 from .iterable_dataset import OssIterableDataset, identity
+from .manifest import imagenet_manifest_parser
 
 __all__ = [
     "DataObject",
@@ -25,4 +26,5 @@ __all__ = [
     "OssTimeoutError",
     "__version__",
     "identity",
+    "imagenet_manifest_parser",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -10,6 +12,8 @@ from ._client import ClientFactory, RangeFetcher
 from ._core import ObjectStream, parse_oss_uri
 from ._torch import IterableDatasetBase, worker_shard
 from .data_object import DataObject
+from .exceptions import OssNotFoundError
+from .manifest import ManifestParser, manifest_entries
 
 Transform = Callable[[DataObject], Any]
 
@@ -104,6 +108,50 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         factory = _factory(endpoint, cred_path, config_path, cred_provider, region, path_style)
         return cls(factory, _UriOpener(uris), transform)
 
+    @classmethod
+    def from_manifest_file(
+        cls,
+        manifest_file_path: str,
+        manifest_parser: ManifestParser,
+        oss_base_uri: str,
+        endpoint: str,
+        *,
+        cred_path: str = "",
+        config_path: str = "",
+        transform: Transform = identity,
+        cred_provider: Any = None,
+        region: str = "",
+        path_style: bool | None = None,
+    ) -> OssIterableDataset:
+        """The objects listed in a manifest file, in its order, with its labels.
+
+        Args:
+            manifest_file_path: A local path, or an ``oss://`` URI read with these credentials.
+            manifest_parser: ``(io.IOBase) -> Iterable[(uri_or_key, label)]``, e.g.
+                :func:`imagenet_manifest_parser`.
+            oss_base_uri: Prepended to every key; ``""`` when the manifest holds full URIs.
+            Others: as for :meth:`from_prefix`.
+
+        A local manifest is parsed again at every epoch (in each worker, which takes its share);
+        one in OSS is downloaded once, here.
+
+        Raises:
+            OssNotFoundError: the manifest does not exist.
+            OssConfigError: ``oss_base_uri`` or an option is invalid.
+        """
+        if oss_base_uri:
+            parse_oss_uri(oss_base_uri)
+        factory = _factory(endpoint, cred_path, config_path, cred_provider, region, path_style)
+        manifest: _LocalManifest | _FetchedManifest
+        if manifest_file_path.startswith("oss://"):
+            body = factory.get().get_object(manifest_file_path)
+            manifest = _FetchedManifest(manifest_file_path, body)
+        else:
+            if not os.path.isfile(manifest_file_path):
+                raise OssNotFoundError(f"manifest file {manifest_file_path} does not exist")
+            manifest = _LocalManifest(manifest_file_path)
+        return cls(factory, _ManifestOpener(manifest, manifest_parser, oss_base_uri), transform)
+
     def __iter__(self) -> Iterator[Any]:
         index, count = worker_shard()
         stream = self._open_stream(self._factory, index, count)
@@ -157,3 +205,49 @@ class _UriOpener:
     def __call__(self, factory: ClientFactory, index: int, count: int) -> ObjectStream:
         mine = itertools.islice(self.uris, index, None, count)
         return factory.get().stream_objects((uri, "") for uri in mine)
+
+
+class _LocalManifest:
+    """A manifest on local disk, opened afresh for every pass."""
+
+    def __init__(self, path: str) -> None:
+        self.name = path
+
+    def open(self) -> io.IOBase:
+        return open(self.name, "rb")
+
+
+class _FetchedManifest:
+    """A manifest downloaded from OSS, kept in memory."""
+
+    def __init__(self, name: str, body: bytes) -> None:
+        self.name = name
+        self.body = body
+
+    def open(self) -> io.IOBase:
+        reader = io.BytesIO(self.body)
+        reader.name = self.name  # parsers report it in errors
+        return reader
+
+
+class _ManifestOpener:
+    """Opens this worker's share of a manifest's entries: entry ``i`` goes to worker
+    ``i % count``."""
+
+    def __init__(
+        self,
+        manifest: _LocalManifest | _FetchedManifest,
+        parser: ManifestParser,
+        base_uri: str,
+    ) -> None:
+        self.manifest = manifest
+        self.parser = parser
+        self.base_uri = base_uri
+
+    def __call__(self, factory: ClientFactory, index: int, count: int) -> ObjectStream:
+        return factory.get().stream_objects(self._entries(index, count))
+
+    def _entries(self, index: int, count: int) -> Iterator[tuple[str, str]]:
+        with self.manifest.open() as reader:
+            entries = manifest_entries(reader, self.manifest.name, self.parser, self.base_uri)
+            yield from itertools.islice(entries, index, None, count)
