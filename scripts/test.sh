@@ -16,8 +16,8 @@ cargo clippy --all-targets --features python --locked -- -D warnings
 cargo test --locked
 
 step "python: ruff, mypy"
-ruff check python tests
-ruff format --check python tests
+ruff check python tests examples
+ruff format --check python tests examples
 mypy python/osstorchconnector
 
 step "python: pytest"
