@@ -198,9 +198,11 @@ impl OssClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| DateTime::parse_from_rfc2822(v).ok());
         let error = service_error(head, response).await;
-        if let (Some(server_time), Some(e)) = (server_time, error.service()) {
-            if e.code == "RequestTimeTooSkewed" {
-                self.learn_clock_offset(server_time.with_timezone(&Utc));
+        if let Some(e) = error.service().filter(|e| e.code == "RequestTimeTooSkewed") {
+            // The error body's ServerTime is the server's own clock; Date may come from a proxy.
+            let from_body = DateTime::parse_from_rfc3339(&e.server_time).ok();
+            if let Some(t) = from_body.or(server_time) {
+                self.learn_clock_offset(t.with_timezone(&Utc));
             }
         }
         Err(error)
@@ -333,6 +335,7 @@ async fn service_error(head: &RequestHead, response: reqwest::Response) -> Error
             parsed.request_id
         },
         ec: parsed.ec,
+        server_time: parsed.server_time,
         bucket: head.bucket.clone().unwrap_or_default(),
         key: head.key.clone(),
     })

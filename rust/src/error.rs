@@ -108,6 +108,8 @@ pub struct ServiceError {
     pub bucket: String,
     /// Key of the request; empty for bucket requests.
     pub key: String,
+    /// The server's clock when it says ours is skewed (`ServerTime`), as sent.
+    pub server_time: String,
 }
 
 impl fmt::Display for ServiceError {
@@ -206,6 +208,7 @@ mod tests {
             ec: "0026-00000001".into(),
             bucket: "bkt".into(),
             key: "a/b.png".into(),
+            server_time: String::new(),
         });
         let text = e.to_string();
         assert!(text.contains("oss://bkt/a/b.png"), "{text}");

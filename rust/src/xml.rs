@@ -53,6 +53,9 @@ pub struct ErrorBody {
     /// Detail code.
     #[serde(default, rename = "EC")]
     pub ec: String,
+    /// The server's clock, sent with `RequestTimeTooSkewed`.
+    #[serde(default)]
+    pub server_time: String,
 }
 
 impl ListBucketResult {
@@ -171,6 +174,11 @@ mod tests {
         assert_eq!(e.code, "NoSuchKey");
         assert_eq!(e.request_id, "5C3D8D2A0ACA54D87B43C048");
         assert_eq!(e.ec, "0026-00000001");
+        let skew = ErrorBody::parse(
+            b"<Error><Code>RequestTimeTooSkewed</Code><ServerTime>2024-01-01T00:00:00.000Z</ServerTime></Error>",
+        )
+        .unwrap();
+        assert_eq!(skew.server_time, "2024-01-01T00:00:00.000Z");
         assert!(ErrorBody::parse(b"<html>bad gateway</html>").is_none());
         assert!(ErrorBody::parse(b"").is_none());
     }

@@ -97,7 +97,7 @@ def test_spawned_workers_and_a_dataset_iterated_in_the_parent_first(
     ds = OssIterableDataset.from_prefix(f"oss://{bucket}/dl/", transform=key_and_digest, **options)
     want = Counter((k, zlib.crc32(v)) for k, v in objects.items())
     assert Counter(ds) == want  # the parent now has a runtime and open connections
-    for context in ("fork", "spawn"):
+    for context in ("fork", "spawn", "forkserver"):
         loader = DataLoader(ds, batch_size=16, num_workers=2, multiprocessing_context=context)
         assert Counter(flatten(loader)) == want, context
 
