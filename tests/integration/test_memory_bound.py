@@ -90,3 +90,31 @@ def test_peak_rss_stays_within_budget(
     growth_mib = (report["peak_kib"] - report["base_kib"]) / 1024
     print(f"{mode}/{factory}: RSS growth {growth_mib:.0f} MiB (bound {PREFETCH_MB + 100} MiB)")
     assert growth_mib <= PREFETCH_MB + 100, report
+
+
+def test_four_gib_object_within_budget(oss_server: OssServer, tmp_path: Path) -> None:
+    # Generated server-side without a CRC (it would take minutes in Python); bytes are checked by
+    # digest against the generator instead.
+    size = 4 * GIB
+    bucket = "memory-bound-4gib"
+    oss_server.sdk_client().put_bucket(
+        __import__("alibabacloud_oss_v2").PutBucketRequest(bucket=bucket)
+    )
+    oss_server.generate(bucket, "huge/four-gib.bin", size, seed=4)
+    h = hashlib.sha256()
+    for block in iter_generated(4, size):
+        h.update(block)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"datasetConfig": {"prefetchMB": PREFETCH_MB}}))
+    cred = oss_server.write_cred_file(tmp_path / "cred.json")
+    uri = f"oss://{bucket}/huge/four-gib.bin"
+    args = ["read", "objects", uri, oss_server.endpoint, oss_server.region, str(cred), str(config)]
+    done = subprocess.run(
+        [sys.executable, "-c", READER, *args], capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["total"] == size and report["sha256"] == h.hexdigest()
+    growth_mib = (report["peak_kib"] - report["base_kib"]) / 1024
+    print(f"4 GiB: RSS growth {growth_mib:.0f} MiB (bound {PREFETCH_MB + 100} MiB)")
+    assert growth_mib <= PREFETCH_MB + 100, report

@@ -30,8 +30,24 @@ fn parse_oss_uri(uri: &str) -> PyResult<(String, String)> {
     Ok((parsed.bucket, parsed.key))
 }
 
+/// glibc raises its mmap threshold after large frees, after which every freed part buffer stays
+/// in some thread's arena and the process's RSS drifts far above the prefetch budget. A fixed
+/// threshold keeps buffers of a MiB and more in their own mappings, returned to the OS on free.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_large_buffers_mapped() {
+    const THRESHOLD: libc::c_int = 1 << 20;
+    // SAFETY: mallopt only changes allocator tuning; it is called before any part buffer exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_large_buffers_mapped() {}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    keep_large_buffers_mapped();
     // Route Rust `log` records to Python `logging` under the "osstorchconnector" logger.
     if let Ok(handle) = pyo3_log::try_init() {
         let _ = LOG_RESET.set(handle);
