@@ -15,10 +15,12 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --features python --locked -- -D warnings
 cargo test --locked
 
-step "python: ruff, mypy"
+step "python: ruff, mypy, stubtest"
 ruff check python tests examples
 ruff format --check python tests examples
 mypy python/osstorchconnector
+# The hand-written stub must match the compiled extension.
+python -m mypy.stubtest osstorchconnector._core
 
 step "python: pytest"
 python -m pytest "$@"

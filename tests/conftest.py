@@ -118,6 +118,54 @@ class OssServer:
         result: dict[str, Any] = self.control("POST", "stats/reset", {})
         return result
 
+    def set_faults(self, **plan: Any) -> dict[str, Any]:
+        """Replace the server's fault plan (fields in tests/oss_server/faults.py), e.g.
+        `set_faults(seed=1, p_503=0.2, p_reset=0.05, burst={"count": 10})`.
+
+        Returns {"plan": the plan with defaults filled in, "state": {"faultable_requests",
+        "burst_errors_sent", "burst_started_s", "burst_ended_s", "burst_active"}}; times are
+        seconds on the stats clock (that of `in_flight_timeline`).
+        """
+        result: dict[str, Any] = self.control("POST", "faults", plan)
+        return result
+
+    def clear_faults(self) -> dict[str, Any]:
+        """No more faults (latency from --delay-ms or the delay endpoint stays)."""
+        return self.set_faults()
+
+    def faults(self) -> dict[str, Any]:
+        """The current plan and its progress, shaped as `set_faults` returns them."""
+        result: dict[str, Any] = self.control("GET", "faults")
+        return result
+
+    def in_flight_timeline(self) -> list[tuple[float, int]]:
+        """[(seconds since the last stats reset, requests in flight)] at every change (the
+        latest 20,000 changes), starting with the level at the reset."""
+        points = self.control("GET", "stats")["in_flight_timeline"]
+        return [(float(t), int(n)) for t, n in points]
+
+    @staticmethod
+    def in_flight_between(
+        timeline: list[tuple[float, int]], start_s: float, end_s: float
+    ) -> dict[str, float]:
+        """{"max", "mean"} of requests in flight over [start_s, end_s) of a timeline; the mean
+        is weighted by time, so a brief spike does not count as high concurrency."""
+        if end_s <= start_s:
+            raise ValueError("empty interval")
+        level, peak, area, at = 0, 0, 0.0, start_s
+        for t, n in timeline:
+            if t <= start_s:
+                level = n
+                continue
+            if t >= end_s:
+                break
+            peak = max(peak, level)
+            area += level * (t - at)
+            level, at = n, t
+        peak = max(peak, level)
+        area += level * (end_s - at)
+        return {"max": float(peak), "mean": area / (end_s - start_s)}
+
     def write_cred_file(self, path: str | os.PathLike[str], **overrides: str | None) -> Path:
         """Write the connector's credentials JSON for this server's key.
 

@@ -1,7 +1,16 @@
 """Type stubs for the Rust extension ``osstorchconnector._core``."""
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Self, final
+
+__all__ = [
+    "Client",
+    "ObjectStream",
+    "PartReader",
+    "__version__",
+    "parse_oss_uri",
+    "reset_log_cache",
+]
 
 __version__: str
 
@@ -15,11 +24,12 @@ def parse_oss_uri(uri: str) -> tuple[str, str]:
 def reset_log_cache() -> None:
     """Makes Rust log records follow the current Python ``logging`` levels."""
 
+@final
 class Client:
     """Endpoint, region, credentials and configuration, validated when built."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         endpoint: str,
         *,
         region: str = "",
@@ -27,7 +37,7 @@ class Client:
         config_path: str = "",
         cred_provider: Any = None,
         path_style: bool | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def region(self) -> str: ...
     @property
@@ -47,17 +57,19 @@ class Client:
     def get_object(self, uri: str) -> bytes: ...
     def get_range(self, bucket: str, key: str, start: int, end: int) -> bytes: ...
 
+@final
 class PartReader:
     """The remaining parts of one large object, while its stream is still on it."""
 
     def next_part(self) -> tuple[int, bytes] | None: ...
 
-StreamItem = tuple[str, str, int, str, bytes, PartReader | None]
+_StreamItem = tuple[str, str, int, str, bytes, PartReader | None]
 
-class ObjectStream(Iterator[StreamItem]):
+@final
+class ObjectStream(Iterator[_StreamItem]):
     """Objects as ``(bucket, key, size, label, first_part, rest)``, in input order."""
 
     def __iter__(self) -> ObjectStream: ...
-    def __next__(self) -> StreamItem: ...
+    def __next__(self) -> _StreamItem: ...
     def close(self) -> None:
         """Cancels all prefetching except the rest of the current object."""

@@ -65,9 +65,10 @@ def test_other_threads_run_while_next_waits(slow_server: OssServer, tmp_path: Pa
         stop.set()
         thread.join()
     during = [t for t in ticks if began < t < ended]
-    # Holding the GIL for the whole wait would leave the ticker no turn at all.
+    # Holding the GIL for the whole wait would leave the ticker no turn at all; a loaded machine
+    # still gives it dozens in 300 ms.
     assert ended - began >= DELAY_MS / 1000 * 0.8
-    assert len(during) >= 10, f"{len(during)} ticks in {ended - began:.3f}s"
+    assert len(during) >= 5, f"{len(during)} ticks in {ended - began:.3f}s"
 
 
 def test_dropping_the_iterator_stops_requests(slow_server: OssServer, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 `_`, so they never shadow a bucket).
 
     GET  /_control/health         -> {"ok": true}
-    GET  /_control/stats          -> counters (see stats.py)
+    GET  /_control/stats          -> counters (see stats.py); `?timeline=0` leaves out the
+                                     in-flight timeline
     POST /_control/stats/reset    -> counters after zeroing
     GET  /_control/keys           -> {"keys": [{"id", "has_token", "expired"}]}
     POST /_control/keys           {"add": [{"id", "secret", "token"?}], "remove": [id],
@@ -11,6 +12,9 @@
                                   -> {"bucket", "key", "size", "etag", "crc64": str | null}
     POST /_control/clock          {"offset_s": float} -> {"offset_s": float}
     POST /_control/delay          {"delay_ms": float} -> {"delay_ms": float}
+    GET  /_control/faults         -> {"plan": {...}, "state": {...}}
+    POST /_control/faults         a fault plan (see faults.py) replacing the current one; `{}`
+                                  clears it -> as GET
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .errors import OssError
+from .faults import FaultPlan, PlanError
 from .signature import AccessKey
 
 if TYPE_CHECKING:
@@ -84,13 +89,23 @@ def _number(body: dict[str, Any], name: str) -> float:
         raise _BadRequest(f"body needs a number {name!r}") from None
 
 
-def _route(h: OssRequestHandler, path: str) -> dict[str, Any]:
+def _faults(state: ServerState, body: dict[str, Any] | None) -> dict[str, Any]:
+    if body is not None:
+        try:
+            plan = FaultPlan.from_json(body)
+        except PlanError as e:
+            raise _BadRequest(str(e)) from None
+        state.faults.set_plan(plan)
+    return state.faults.describe(state.stats.elapsed)
+
+
+def _route(h: OssRequestHandler, path: str, raw_query: str) -> dict[str, Any]:
     state = h.server.state
     method = h.command
     if method == "GET" and path == "/_control/health":
         return {"ok": True}
     if method == "GET" and path == "/_control/stats":
-        return state.stats.snapshot()
+        return state.stats.snapshot(timeline="timeline=0" not in raw_query.split("&"))
     if method == "POST" and path == "/_control/stats/reset":
         _read_json(h)
         state.stats.reset()
@@ -108,6 +123,10 @@ def _route(h: OssRequestHandler, path: str) -> dict[str, Any]:
         delay_ms = _number(_read_json(h), "delay_ms")
         state.faults.first_byte_delay_s = max(0.0, delay_ms / 1000)
         return {"delay_ms": delay_ms}
+    if method == "GET" and path == "/_control/faults":
+        return _faults(state, None)
+    if method == "POST" and path == "/_control/faults":
+        return _faults(state, _read_json(h))
     raise LookupError(f"no control endpoint {method} {path}")
 
 
@@ -115,7 +134,7 @@ def handle(h: OssRequestHandler, raw_path: str, raw_query: str) -> None:
     path = raw_path.rstrip("/")
     status = 200
     try:
-        result = _route(h, path)
+        result = _route(h, path, raw_query)
     except LookupError as e:
         status, result = 404, {"error": str(e)}
     except (_BadRequest, OssError) as e:

@@ -10,19 +10,23 @@ import base64
 import binascii
 import contextlib
 import email.utils
+import os
 import re
 import secrets
+import select
+import socket
+import struct
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from . import control
 from .errors import OssError, error_code_ec
-from .faults import NO_FAULT, Fault, RequestInfo
+from .faults import NO_FAULT, BodyFault, Fault, RequestInfo
 from .oss_xml import error_xml, list_v1_xml, list_v2_xml
 from .signature import ReceivedRequest
 from .store import ObjectMeta
@@ -46,6 +50,12 @@ _LIST_V2_PARAMS = {
     "fetch-owner",
 }
 _LIST_V1_PARAMS = {"prefix", "marker", "max-keys", "delimiter", "encoding-type"}
+# How often a first-byte wait looks for a vanished client or a stopping server.
+_STALL_POLL_S = 0.1
+
+
+class _ConnectionCut(Exception):
+    """A fault ended the connection mid-answer; nothing more may be sent on it."""
 
 
 class _Unsatisfiable(Exception):
@@ -142,6 +152,11 @@ class OssRequestHandler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return self.server_version
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header is the server's (possibly skewed) clock, as on OSS: clients compute
+        # their clock offset from it after a RequestTimeTooSkewed.
+        return super().date_time_string(self.server.state.now() if timestamp is None else timestamp)
 
     def log_message(self, format: str, *args: object) -> None:
         if self.server.state.verbose:
@@ -307,9 +322,67 @@ class OssRequestHandler(BaseHTTPRequestHandler):
 
     # -- responses ----------------------------------------------------------------------------
 
-    def _start(self, status: int, headers: dict[str, str], fault: Fault) -> None:
+    def _count_fault(self, fault: Fault) -> None:
+        if fault.kind is not None:
+            self.server.state.stats.fault_injected(fault.kind)
+
+    def _client_gone(self, poller: select.poll, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the client to close or reset the connection."""
+        if not poller.poll(timeout_s * 1000):
+            return False
+        try:
+            peeked = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if peeked:
+            # Bytes of a pipelined request: the client is still there. Sleep, since the
+            # socket stays readable and polling again would spin.
+            time.sleep(timeout_s)
+            return False
+        return True
+
+    def _wait_first_byte(self, delay_s: float) -> None:
+        """Sleep before the status line, but give up (and drop the connection) as soon as the
+        client disconnects or the server stops, so that stalls never outlive either."""
+        deadline = time.monotonic() + delay_s
+        stopping = self.server.state.stopping
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN | select.POLLPRI)
+        while (left := deadline - time.monotonic()) > 0:
+            if stopping.is_set():
+                raise ConnectionAbortedError("server stopping during a first-byte wait")
+            if self._client_gone(poller, min(left, _STALL_POLL_S)):
+                raise ConnectionAbortedError("client left during a first-byte wait")
+
+    def _cut(self, body: BodyFault) -> None:
+        """End the connection as the fault says, and stop answering on it."""
+        self.close_connection = True
+        if body is BodyFault.RESET:
+            # Linger 0 makes close() send RST instead of FIN. The makefile()'d reader holds a
+            # reference that would defer the real close, so it goes first.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()
+            self.connection.close()
+        else:
+            # A clean FIN: the client reads an early end of the body, not an error.
+            self.connection.shutdown(socket.SHUT_WR)
+        raise _ConnectionCut(body.value)
+
+    def _start(self, status: int, headers: dict[str, str], fault: Fault, body_len: int) -> None:
+        """Wait for the first byte as the fault says, then send the status line and headers.
+
+        `body_len` is how many body bytes will follow (0 for HEAD).
+        """
         if fault.first_byte_delay_s > 0:
-            time.sleep(fault.first_byte_delay_s)
+            if fault.kind == "stall":
+                self._count_fault(fault)
+            self._wait_first_byte(fault.first_byte_delay_s)
+        if fault.body in (BodyFault.RESET, BodyFault.TRUNCATE) and body_len == 0:
+            self._count_fault(fault)
+            assert fault.body is not None
+            self._cut(fault.body)
         self.send_response(status)
         self.send_header("x-oss-request-id", self._request_id)
         for name, value in headers.items():
@@ -323,10 +396,49 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         self, status: int, headers: dict[str, str], body: bytes, fault: Fault = NO_FAULT
     ) -> None:
         headers = {**headers, "Content-Length": str(len(body))}
-        self._start(status, headers, fault)
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
-            self._sent += len(body)
+        length = 0 if self.command == "HEAD" else len(body)
+        self._start(status, headers, fault, length)
+        view = memoryview(body)
+        self._send_body(
+            length,
+            lambda offset, count: self.wfile.write(view[offset : offset + count]),
+            lambda offset, count: body[offset : offset + count],
+            fault,
+        )
+
+    def _send_body(
+        self,
+        length: int,
+        send: Callable[[int, int], int],
+        read: Callable[[int, int], bytes],
+        fault: Fault,
+    ) -> None:
+        """Send body bytes [0, length) with `send(offset, count) -> sent`, damaged as the
+        fault says; `read(offset, count)` gives the bytes a corruption starts from."""
+
+        def put(offset: int, count: int) -> int:
+            return send(offset, count) if count > 0 else 0  # sendfile() refuses a count of 0
+
+        if length == 0:
+            return
+        action = fault.body
+        if action is None:
+            sent = put(0, length)
+        elif action is BodyFault.CORRUPT:
+            self._count_fault(fault)
+            middle = length // 2
+            sent = put(0, middle)
+            if sent == middle:
+                self.wfile.write(bytes([read(middle, 1)[0] ^ 0xFF]))
+                sent += 1
+                sent += put(middle + 1, length - middle - 1)
+        else:
+            self._count_fault(fault)
+            self._sent += put(0, length // 2)
+            self._cut(action)
+        self._sent += sent
+        if sent != length:
+            self.close_connection = True
 
     def _send_error(self, err: OssError, fault: Fault) -> None:
         self.discard_body()
@@ -360,13 +472,14 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         except FileNotFoundError:
             raise OssError(404, "NoSuchKey", "The specified key does not exist.") from None
         with f:
-            self._start(status, {**headers, "Content-Length": str(length)}, fault)
-            if self.command == "HEAD" or length == 0:
-                return
-            sent = self.connection.sendfile(f, offset, length)
-            self._sent += sent
-            if sent != length:
-                self.close_connection = True
+            body_len = 0 if self.command == "HEAD" else length
+            self._start(status, {**headers, "Content-Length": str(length)}, fault, body_len)
+            self._send_body(
+                body_len,
+                lambda at, count: self.connection.sendfile(f, offset + at, count),
+                lambda at, count: os.pread(f.fileno(), count, offset + at),
+                fault,
+            )
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -384,7 +497,8 @@ class OssRequestHandler(BaseHTTPRequestHandler):
             control.handle(self, raw_path, raw_query)
             return
         state.stats.begin(self.command)
-        fault = NO_FAULT
+        # Until the signature is verified only latency applies: faults never mask a refusal.
+        fault = state.faults.latency()
         try:
             try:
                 path = self._decode_path(raw_path)
@@ -395,9 +509,10 @@ class OssRequestHandler(BaseHTTPRequestHandler):
                 info = RequestInfo(
                     state.faults.next_seq(), self.command, bucket, key, dict(query), lower
                 )
-                fault = state.faults.decide(info)
                 state.verifier.verify(ReceivedRequest(self.command, bucket, key, query, headers))
+                fault = state.faults.decide(info)
                 if fault.error is not None:
+                    self._count_fault(fault)
                     raise fault.error
                 self._dispatch(bucket, key, dict(query), lower, fault)
             except OssError as err:
@@ -408,7 +523,7 @@ class OssRequestHandler(BaseHTTPRequestHandler):
                         f"--- string to sign ---\n{err.extra['StringToSign']}\n"
                     )
                 self._send_error(err, fault)
-        except (ConnectionError, TimeoutError):
+        except (ConnectionError, TimeoutError, _ConnectionCut):
             self.close_connection = True
         except Exception:
             # A server bug: answer 500 (a retryable error for clients) rather than dropping the

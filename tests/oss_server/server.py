@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -40,6 +41,8 @@ class ServerState:
     # Added to the server's clock for the request-time check: lets tests skew the server's
     # idea of "now" without touching the machine's clock.
     clock_offset_s: float = 0.0
+    # Set when the server closes: stalled answers give up instead of outliving it.
+    stopping: threading.Event = field(default_factory=threading.Event)
     verifier: Verifier = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +69,10 @@ class OssHTTPServer(ThreadingHTTPServer):
             faults=FaultInjector(config.delay_ms / 1000),
         )
         super().__init__((config.host, config.port), OssRequestHandler)
+
+    def server_close(self) -> None:
+        self.state.stopping.set()
+        super().server_close()
 
     @property
     def url(self) -> str:

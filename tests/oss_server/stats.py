@@ -3,26 +3,47 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
+
+# Enough for a few thousand requests with their retries; older points are dropped first.
+TIMELINE_POINTS = 20_000
 
 
 class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._reset_locked()
         self._in_flight = 0
         self._connections_open = 0
+        self._reset_locked()
 
     def _reset_locked(self) -> None:
         self._by_method: Counter[str] = Counter()
         self._by_status: Counter[int] = Counter()
         self._by_code: Counter[str] = Counter()
+        self._faults: Counter[str] = Counter()
         self._requests = 0
         self._max_in_flight = 0
         self._bytes_sent = 0
         self._bytes_received = 0
         self._connections_total = 0
         self._control_requests = 0
+        # time.monotonic() of the last reset: the zero of `elapsed` and of the timeline.
+        self._t0 = time.monotonic()
+        self._timeline: deque[tuple[float, int]] = deque(maxlen=TIMELINE_POINTS)
+        self._timeline_dropped = 0
+        # Start from the current level, so a reset mid-run does not look like an idle server.
+        self._timeline.append((0.0, self._in_flight))
+
+    def _record_in_flight_locked(self) -> None:
+        if len(self._timeline) == TIMELINE_POINTS:
+            self._timeline_dropped += 1
+        self._timeline.append((time.monotonic() - self._t0, self._in_flight))
+
+    def elapsed(self, at: float | None = None) -> float:
+        """Seconds from the last reset to `at` (a time.monotonic() value; default now)."""
+        with self._lock:
+            return (time.monotonic() if at is None else at) - self._t0
 
     def connection_opened(self) -> None:
         with self._lock:
@@ -37,16 +58,22 @@ class Stats:
         with self._lock:
             self._control_requests += 1
 
+    def fault_injected(self, kind: str) -> None:
+        with self._lock:
+            self._faults[kind] += 1
+
     def begin(self, method: str) -> None:
         with self._lock:
             self._requests += 1
             self._by_method[method] += 1
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            self._record_in_flight_locked()
 
     def end(self, status: int, code: str | None, sent: int, received: int) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._record_in_flight_locked()
             self._by_status[status] += 1
             if code:
                 self._by_code[code] += 1
@@ -59,13 +86,14 @@ class Stats:
             self._reset_locked()
             self._max_in_flight = self._in_flight
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self, timeline: bool = True) -> dict[str, object]:
         with self._lock:
-            return {
+            out: dict[str, object] = {
                 "requests": self._requests,
                 "requests_by_method": dict(self._by_method),
                 "responses_by_status": {str(k): v for k, v in self._by_status.items()},
                 "errors_by_code": dict(self._by_code),
+                "faults_by_kind": dict(self._faults),
                 "in_flight": self._in_flight,
                 "max_in_flight": self._max_in_flight,
                 "bytes_sent": self._bytes_sent,
@@ -73,4 +101,9 @@ class Stats:
                 "connections_open": self._connections_open,
                 "connections_total": self._connections_total,
                 "control_requests": self._control_requests,
+                "elapsed_s": time.monotonic() - self._t0,
+                "timeline_dropped": self._timeline_dropped,
             }
+            if timeline:
+                out["in_flight_timeline"] = [[round(t, 6), n] for t, n in self._timeline]
+            return out
