@@ -345,9 +345,25 @@ impl ObjectStream {
         } = slot;
         let fetched = match outcome {
             Outcome::Failed(e) => Err(e),
-            Outcome::Running(mut task) => (&mut task.0)
-                .await
-                .unwrap_or_else(|e| Err(Error::Internal(format!("download task failed: {e}")))),
+            Outcome::Running(mut task) => loop {
+                // While the head is slow (a retry backing off, a large part), keep starting the
+                // requests behind it as others finish, or the pipeline drains behind one object.
+                let finished = self.finished.clone();
+                let finished = finished.notified();
+                let budget = self.budget.clone();
+                let released = budget.released();
+                tokio::pin!(finished, released);
+                finished.as_mut().enable();
+                released.as_mut().enable();
+                self.fill();
+                tokio::select! {
+                    joined = &mut task.0 => break joined.unwrap_or_else(|e| {
+                        Err(Error::Internal(format!("download task failed: {e}")))
+                    }),
+                    _ = finished => {}
+                    _ = released => {}
+                }
+            },
         };
         match fetched {
             Ok((out, reservation)) => Ok((seq, request, out, reservation)),
@@ -401,10 +417,9 @@ impl ObjectStream {
                 return;
             };
             let for_current = Some(job.seq) == self.current;
-            let width = self
-                .settings
-                .concurrency
-                .min(self.client.concurrency_limit());
+            // Tasks backing off between attempts count here too; the client's adaptive gate
+            // decides how many of them may have a request on the wire.
+            let width = self.settings.concurrency;
             if self.running.load(Ordering::Acquire) >= width
                 || (!for_current && self.slots.len() >= self.settings.lookahead)
             {

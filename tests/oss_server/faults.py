@@ -166,9 +166,17 @@ class FaultPlan:
             raise PlanError(f"unknown fault plan fields {unknown}; known: {sorted(known)}")
         seed = _int(doc, "seed", 0)
         raw_scope = doc.get("scope", "get")
-        scope = (raw_scope,) if isinstance(raw_scope, str) else tuple(raw_scope)
-        if not scope or any(s not in SCOPES for s in scope):
-            raise PlanError(f"scope must be one of {SCOPES} or a list of them, not {raw_scope!r}")
+        if isinstance(raw_scope, str):
+            raw_scope = [raw_scope]
+        if (
+            not isinstance(raw_scope, list)
+            or not raw_scope
+            or any(s not in SCOPES for s in raw_scope)
+        ):
+            raise PlanError(
+                f"scope must be one of {SCOPES} or a list of them, not {doc['scope']!r}"
+            )
+        scope = tuple(raw_scope)
         bucket = doc.get("bucket")
         keys_prefix = doc.get("keys_prefix", "")
         if (bucket is not None and not isinstance(bucket, str)) or not isinstance(keys_prefix, str):
