@@ -37,6 +37,24 @@ VHOST_SUFFIX = "localhost"
 _READY_TIMEOUT_S = 20.0
 
 
+# Every secret or token a test hands to the connector; the session ends by checking that none
+# of them appears in any log or audit file the suite wrote.
+KNOWN_SECRETS: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_in_written_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    base = tmp_path_factory.getbasetemp()
+    leaks = []
+    for path in base.rglob("*.log"):
+        if path.name.endswith(".stderr.log"):
+            continue  # the test server's own diagnostics, not the connector's
+        text = path.read_text("utf-8", errors="replace")
+        leaks += [f"{path}: {s[:4]}…" for s in KNOWN_SECRETS if s in text]
+    assert not leaks, f"credentials found in log/audit files: {leaks}"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "oss_server: uses the local OSS-protocol test server (tests/oss_server)"
@@ -179,6 +197,10 @@ class OssServer:
         }
         out = Path(path)
         out.write_text(json.dumps({k: v for k, v in doc.items() if v is not None}), "utf-8")
+        for name in ("AccessKeySecret", "SecurityToken"):
+            value = doc.get(name)
+            if value and len(value) >= 8:
+                KNOWN_SECRETS.add(value)
         return out
 
     def stderr_text(self) -> str:
