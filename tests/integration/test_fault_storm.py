@@ -63,8 +63,10 @@ def test_storm_in_one_process(storm: tuple[OssServer, dict[str, str]], tmp_path:
     server.reset_stats()
     server.set_faults(seed=1, **STORM)
     got = list(storm_dataset(server, tmp_path))
-    faults = server.stats()["faults_by_kind"]
+    stats = server.stats()
+    faults = stats["faults_by_kind"]
     server.clear_faults()
+    print(f"storm: {stats['requests']} requests, faults {faults}")
     assert Counter(k for k, _ in got) == Counter(digests.keys()), "every object exactly once"
     assert dict(got) == digests, "every object's bytes equal the source"
     # The storm really happened: about 30 % of ~2,900 attempts failed.
@@ -143,6 +145,7 @@ def test_throttling_narrows_then_recovers(slow: OssServer, tmp_path: Path) -> No
     during = OssServer.in_flight_between(timeline, start_s, end_s + 0.2)
     after = OssServer.in_flight_between(timeline, end_s + 1.0, end)
     report = f"before {before}, burst {during}, after {after}, run {end:.2f}s"
+    print(report)
     assert before["max"] >= width - 2, report
     assert during["mean"] < width / 2, f"the client kept hammering the store: {report}"
     assert after["max"] >= 0.6 * width, f"concurrency did not recover: {report}"
