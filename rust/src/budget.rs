@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
 /// A pool of bytes shared by every stream of a process.
@@ -14,7 +15,7 @@ pub struct Budget {
     capacity: u64,
     /// Signed: a forced reservation may overdraw it (see [`Budget::force_reserve`]).
     available: Mutex<i64>,
-    released: Notify,
+    released: Arc<Notify>,
 }
 
 /// Budgets of this process by capacity, tagged with the pid that made them.
@@ -28,7 +29,7 @@ impl Budget {
         Arc::new(Budget {
             capacity,
             available: Mutex::new(i64::try_from(capacity).unwrap_or(i64::MAX)),
-            released: Notify::new(),
+            released: Arc::new(Notify::new()),
         })
     }
 
@@ -87,10 +88,10 @@ impl Budget {
         }
     }
 
-    /// Resolves after some reservation is released; create it before trying to reserve so a
-    /// release in between is not missed.
-    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
-        self.released.notified()
+    /// Resolves after some reservation is released; create (and enable) it before trying to
+    /// reserve so a release in between is not missed.
+    pub fn released(&self) -> OwnedNotified {
+        self.released.clone().notified_owned()
     }
 
     fn release(&self, amount: u64) {

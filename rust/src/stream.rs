@@ -10,11 +10,13 @@
 //! cancels everything.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::runtime::Handle;
+use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
@@ -129,6 +131,21 @@ impl Drop for RunningGuard {
     fn drop(&mut self) {
         self.running.fetch_sub(1, Ordering::AcqRel);
         self.finished.notify_waiters();
+    }
+}
+
+/// See [`ObjectStream::arm_wakeups`].
+struct Wakeups {
+    finished: Pin<Box<OwnedNotified>>,
+    released: Pin<Box<OwnedNotified>>,
+}
+
+impl Wakeups {
+    async fn wait(self) {
+        tokio::select! {
+            _ = self.finished => {}
+            _ = self.released => {}
+        }
     }
 }
 
@@ -264,13 +281,7 @@ impl ObjectStream {
             self.discard(previous);
         }
         loop {
-            let released = self.budget.clone();
-            let released = released.released();
-            let finished = self.finished.clone();
-            let finished = finished.notified();
-            tokio::pin!(released, finished);
-            released.as_mut().enable();
-            finished.as_mut().enable();
+            let wakeups = self.arm_wakeups();
             self.fill();
             if let Some(slot) = self.slots.pop_front() {
                 self.current = Some(slot.seq);
@@ -281,10 +292,7 @@ impl ObjectStream {
             }
             if !self.jobs.is_empty() || !self.queued.is_empty() {
                 // Out of budget (held by other streams of this process): wait for a release.
-                tokio::select! {
-                    _ = released => {}
-                    _ = finished => {}
-                }
+                wakeups.wait().await;
                 continue;
             }
             let listed = self.listed.as_mut()?;
@@ -304,13 +312,7 @@ impl ObjectStream {
             return None;
         }
         loop {
-            let released = self.budget.clone();
-            let released = released.released();
-            let finished = self.finished.clone();
-            let finished = finished.notified();
-            tokio::pin!(released, finished);
-            released.as_mut().enable();
-            finished.as_mut().enable();
+            let wakeups = self.arm_wakeups();
             self.fill();
             if self.slots.front().is_some_and(|s| s.seq == seq) {
                 let slot = self.slots.pop_front()?;
@@ -325,11 +327,18 @@ impl ObjectStream {
             if self.jobs.front().is_none_or(|j| j.seq != seq) {
                 return None;
             }
-            tokio::select! {
-                _ = released => {}
-                _ = finished => {}
-            }
+            wakeups.wait().await;
         }
+    }
+
+    /// Wake-ups armed before the pipeline is looked at, so none is lost between the look and
+    /// the wait: one of this stream's requests ended, or some budget came back.
+    fn arm_wakeups(&self) -> Wakeups {
+        let mut finished = Box::pin(self.finished.clone().notified_owned());
+        let mut released = Box::pin(self.budget.released());
+        finished.as_mut().enable();
+        released.as_mut().enable();
+        Wakeups { finished, released }
     }
 
     /// Waits for a slot's result; on failure the rest of its object is cancelled.
@@ -348,20 +357,13 @@ impl ObjectStream {
             Outcome::Running(mut task) => loop {
                 // While the head is slow (a retry backing off, a large part), keep starting the
                 // requests behind it as others finish, or the pipeline drains behind one object.
-                let finished = self.finished.clone();
-                let finished = finished.notified();
-                let budget = self.budget.clone();
-                let released = budget.released();
-                tokio::pin!(finished, released);
-                finished.as_mut().enable();
-                released.as_mut().enable();
+                let wakeups = self.arm_wakeups();
                 self.fill();
                 tokio::select! {
                     joined = &mut task.0 => break joined.unwrap_or_else(|e| {
                         Err(Error::Internal(format!("download task failed: {e}")))
                     }),
-                    _ = finished => {}
-                    _ = released => {}
+                    _ = wakeups.wait() => {}
                 }
             },
         };
