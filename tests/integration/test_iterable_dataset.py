@@ -309,8 +309,10 @@ def test_requests_in_flight_follow_prefetch_concurrency(tmp_path: Path) -> None:
         ds = from_objects(server, uris, cred, config_path=str(config))
         assert triples(ds) == [(k, 2000, v) for k, v in objects.items()]
         stats = server.stats()
-        # Several in flight (a loaded machine may not reach all 6), never more than configured.
-        assert 3 <= stats["max_in_flight"] <= 6, stats
+        # Several in flight (a loaded machine may not reach all 6), never more than configured:
+        # +1 because the server counts a request until its handler returns, which can be just
+        # after the client has every byte and has started the next one.
+        assert 3 <= stats["max_in_flight"] <= 6 + 1, stats
         assert stats["connections_total"] <= 6 + 2, "connections are reused, not one per GET"
     finally:
         stop_oss_server(server)

@@ -130,7 +130,9 @@ def test_parts_are_ranged_gets_of_the_unit_size(
     parts = sum(max(1, -(-n // MIB)) for n in SIZES.values())
     stats = oss_server.stats()
     assert stats["requests_by_method"]["GET"] == 1 + parts, stats
-    assert stats["max_in_flight"] <= 4 + 1, stats
+    # prefetchConcurrency 4, +1 for the listing, +1 for a handler still finishing on the server
+    # side when the client has its bytes and starts the next request.
+    assert stats["max_in_flight"] <= 4 + 2, stats
 
 
 def test_a_kept_large_object_does_not_block_another_dataset(
