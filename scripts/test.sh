@@ -16,8 +16,8 @@ cargo clippy --all-targets --features python --locked -- -D warnings
 cargo test --locked
 
 step "python: ruff, mypy, stubtest"
-ruff check python tests examples
-ruff format --check python tests examples
+ruff check python tests examples benches
+ruff format --check python tests examples benches
 mypy python/osstorchconnector
 # The hand-written stub must match the compiled extension.
 python -m mypy.stubtest osstorchconnector._core

@@ -1,0 +1,469 @@
+"""Benchmark servers: a `bucket/key` file tree served by nginx, listed by a small responder.
+
+- nginx (Debian `nginx-light` + `libnginx-mod-http-echo`) serves GET/HEAD/Range for every object,
+  path style (`/bucket/key`, Host `127.0.0.1:PORT`) and virtual-hosted style (`Host: bucket.any`,
+  matched by `server_name ~^(?<bucket>[^.]+)\\.`). It ignores `Authorization`, so every client's
+  signed requests just work. Like OSS it sends `x-oss-hash-crc64ecma` on object responses (from a
+  precomputed map), so clients that verify it pay that cost here too.
+- Requests naming a bucket rather than a key (`/bucket/?list-type=2...`, `/?list-type=2` on a
+  virtual host) are proxied to :class:`ListResponder`, which answers ListObjectsV2 (and V1) over
+  the same tree: OSS XML (no namespace, `<Type>`) for OSS-signed requests, S3 XML (with the S3
+  namespace) for SigV4-signed ones.
+- Latency mode: a second port on the same nginx where every request first waits
+  (`echo_sleep`, a non-blocking nginx timer) and then is served exactly like the fast port
+  (`echo_exec` to a named location), so the delay costs no thread and no extra hop.
+
+Everything listens on 127.0.0.1 only. ``python benches/servers.py --root DIR`` runs the servers
+until interrupted (for poking at them by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import http.server
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+# --------------------------------------------------------------------------------------------
+# ListObjects responder
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    size: int
+    etag: str
+    mtime: float
+
+
+class Index:
+    """Sorted keys of every bucket (a directory of the root), with nginx-compatible ETags."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.buckets: dict[str, list[Entry]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        buckets: dict[str, list[Entry]] = {}
+        if self.root.is_dir():
+            for bucket_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+                entries: list[Entry] = []
+                for dirpath, _dirs, files in os.walk(bucket_dir):
+                    for name in files:
+                        path = Path(dirpath, name)
+                        st = path.stat()
+                        key = path.relative_to(bucket_dir).as_posix()
+                        # nginx's ETag: "<mtime hex>-<size hex>"
+                        etag = f'"{int(st.st_mtime):x}-{st.st_size:x}"'
+                        entries.append(Entry(key, st.st_size, etag, st.st_mtime))
+                entries.sort(key=lambda e: e.key.encode())
+                buckets[bucket_dir.name] = entries
+        self.buckets = buckets
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def list_objects_xml(
+    index: Index, bucket: str, query: dict[str, str], s3_style: bool
+) -> tuple[int, bytes]:
+    """The ListObjects (V2 when ``list-type=2``, else V1) answer for one page."""
+    entries = index.buckets.get(bucket)
+    if entries is None:
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>NoSuchBucket</Code>"
+            f"<Message>The specified bucket does not exist.</Message><BucketName>{escape(bucket)}"
+            "</BucketName><RequestId>bench</RequestId></Error>"
+        )
+        return 404, body.encode()
+    v2 = query.get("list-type") == "2"
+    prefix = query.get("prefix", "")
+    delimiter = query.get("delimiter", "")
+    max_keys = max(0, min(int(query.get("max-keys", "1000") or 1000), 1000))
+    url = query.get("encoding-type") == "url"
+    if v2:
+        token = query.get("continuation-token", "")
+        after = base64.urlsafe_b64decode(token).decode() if token else query.get("start-after", "")
+    else:
+        after = query.get("marker", "")
+
+    def enc(s: str) -> str:
+        return escape(urllib.parse.quote(s, safe="/") if url else s)
+
+    contents: list[Entry] = []
+    prefixes: list[str] = []
+    last = ""
+    truncated = False
+    for e in entries:  # a linear scan: listings are a handful of requests per run
+        if not e.key.startswith(prefix) or (after and e.key.encode() <= after.encode()):
+            continue
+        if len(contents) + len(prefixes) >= max_keys:
+            truncated = True
+            break
+        if delimiter:
+            cut = e.key.find(delimiter, len(prefix))
+            if cut >= 0:
+                common = e.key[: cut + len(delimiter)]
+                if prefixes and prefixes[-1] == common:
+                    continue
+                prefixes.append(common)
+                last = common
+                continue
+        contents.append(e)
+        last = e.key
+    ns = f' xmlns="{S3_NS}"' if s3_style else ""
+    out = [f"<?xml version='1.0' encoding='UTF-8'?>\n<ListBucketResult{ns}>"]
+    out.append(f"<Name>{escape(bucket)}</Name><Prefix>{enc(prefix)}</Prefix>")
+    out.append(f"<MaxKeys>{max_keys}</MaxKeys>")
+    if delimiter:
+        out.append(f"<Delimiter>{enc(delimiter)}</Delimiter>")
+    if url:
+        out.append("<EncodingType>url</EncodingType>")
+    out.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+    if v2:
+        out.append(f"<KeyCount>{len(contents) + len(prefixes)}</KeyCount>")
+        if query.get("continuation-token"):
+            out.append(
+                f"<ContinuationToken>{escape(query['continuation-token'])}</ContinuationToken>"
+            )
+        if query.get("start-after"):
+            out.append(f"<StartAfter>{enc(query['start-after'])}</StartAfter>")
+        if truncated:
+            token = base64.urlsafe_b64encode(last.encode()).decode()
+            out.append(f"<NextContinuationToken>{token}</NextContinuationToken>")
+    else:
+        out.append(f"<Marker>{enc(after)}</Marker>")
+        if truncated:
+            out.append(f"<NextMarker>{enc(last)}</NextMarker>")
+    for e in contents:
+        out.append(
+            f"<Contents><Key>{enc(e.key)}</Key><LastModified>{_iso(e.mtime)}</LastModified>"
+            f"<ETag>{escape(e.etag)}</ETag><Size>{e.size}</Size>"
+            "<StorageClass>STANDARD</StorageClass><Type>Normal</Type></Contents>"
+        )
+    for p in prefixes:
+        out.append(f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>")
+    out.append("</ListBucketResult>")
+    return 200, "".join(out).encode()
+
+
+class _ListHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16  # one write per answer (flushed after each request), no Nagle stall
+    server: _ListServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _bucket(self, path: str) -> str:
+        first = path.lstrip("/").split("/", 1)[0]
+        if first:
+            return urllib.parse.unquote(first)
+        # virtual-hosted: the bucket is the Host's first label
+        return self.headers.get("Host", "").split(":", 1)[0].split(".", 1)[0]
+
+    def _answer(self, status: int, body: bytes, head: bool) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-oss-request-id", "bench")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        parsed = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+        bucket = self._bucket(parsed.path)
+        self.server.requests += 1
+        if "location" in query:
+            body = f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{S3_NS}"/>'
+            self._answer(200, body.encode(), head=False)
+            return
+        s3_style = self.headers.get("Authorization", "").startswith("AWS4-")
+        status, body = list_objects_xml(self.server.index, bucket, query, s3_style)
+        self._answer(status, body, head=False)
+
+    def do_HEAD(self) -> None:
+        bucket = self._bucket(urllib.parse.urlsplit(self.path).path)
+        self._answer(200 if bucket in self.server.index.buckets else 404, b"", head=True)
+
+
+class _ListServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    index: Index
+    requests: int = 0
+
+
+class ListResponder:
+    """ListObjects over the tree, on 127.0.0.1:port, in a thread of this process."""
+
+    def __init__(self, root: Path) -> None:
+        self.server = _ListServer(("127.0.0.1", 0), _ListHandler)
+        self.server.index = Index(root)
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------------------------
+# nginx
+
+
+def _object_locations(root: Path, crc: bool, delay_s: float | None, named: str) -> str:
+    """The `location`s of one server block: bucket-level requests go to the list responder,
+    everything else is a static file (with its CRC header)."""
+    crc_header = "add_header x-oss-hash-crc64ecma $bench_crc;" if crc else ""
+    proxy = "proxy_pass http://bench_lister;"
+    if delay_s is None:
+        return f"""
+        location @list_{named} {{ {proxy} }}
+        location / {{
+            if ($bench_is_bucket_{named}) {{ {proxy} }}
+            {crc_header}
+        }}"""
+    d = f"{delay_s:.3f}"
+    return f"""
+        location @list_{named} {{ {proxy} }}
+        location @obj_{named} {{ {crc_header} }}
+        location / {{
+            if ($bench_is_bucket_{named}) {{ echo_sleep {d}; echo_exec @list_{named}; }}
+            echo_sleep {d};
+            echo_exec @obj_{named};
+        }}"""
+
+
+def nginx_config(
+    run_dir: Path,
+    root: Path,
+    port: int,
+    latency_port: int,
+    lister_port: int,
+    crc_map: Path | None,
+    workers: int,
+    delay_ms: float,
+) -> str:
+    tmp = run_dir / "tmp"
+    crc_block = (
+        f'map $uri $bench_crc {{ default ""; include {crc_map}; }}' if crc_map is not None else ""
+    )
+    blocks = []
+    for listen, delay in ((port, None), (latency_port, delay_ms / 1000.0)):
+        tag = "fast" if delay is None else "slow"
+        blocks.append(f"""
+    server {{  # path style: /bucket/key
+        listen 127.0.0.1:{listen} default_server reuseport backlog=4096;
+        server_name 127.0.0.1 localhost "";
+        root {root};
+        {_object_locations(root, crc_map is not None, delay, tag + "_path")}
+    }}
+    server {{  # virtual-hosted style: Host bucket.anything
+        listen 127.0.0.1:{listen};
+        server_name ~^(?<bucket>[^.]+)\\.;
+        root {root}/$bucket;
+        {_object_locations(root, crc_map is not None, delay, tag + "_vhost")}
+    }}""")
+    maps = []
+    for tag in ("fast", "slow"):
+        # a path naming only a bucket (`/b`, `/b/`) in path style; `/` on a virtual host
+        maps.append(f"map $uri $bench_is_bucket_{tag}_path {{ ~^/[^/]+/?$ 1; default 0; }}")
+        maps.append(f"map $uri $bench_is_bucket_{tag}_vhost {{ / 1; default 0; }}")
+    # run as root, nginx would switch its workers to `nobody`, who cannot read a tree under /root
+    user = "user root;" if os.geteuid() == 0 else ""
+    return f"""
+load_module {ECHO_MODULE};
+{user}
+worker_processes {workers};
+daemon off;
+pid {run_dir}/nginx.pid;
+error_log {run_dir}/error.log warn;
+worker_rlimit_nofile 65536;
+events {{ worker_connections 16384; multi_accept on; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    default_type application/octet-stream;
+    types {{ }}
+    etag on;
+    server_tokens off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    map_hash_max_size 1048576;
+    map_hash_bucket_size 256;
+    {crc_block}
+    {chr(10).join("    " + m for m in maps)}
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $http_host;
+    upstream bench_lister {{ server 127.0.0.1:{lister_port}; keepalive 8; }}
+{"".join(blocks)}
+}}
+"""
+
+
+class Nginx:
+    """One nginx master (plus `workers` workers) on two loopback ports: fast and latency."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        root: Path,
+        lister_port: int,
+        crc_map: Path | None,
+        workers: int = 1,
+        delay_ms: float = 20.0,
+    ) -> None:
+        self.run_dir = run_dir
+        self.port = free_port()
+        self.latency_port = free_port()
+        self.conf = run_dir / "nginx.conf"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "tmp").mkdir(exist_ok=True)
+        self.conf.write_text(
+            nginx_config(
+                run_dir,
+                root,
+                self.port,
+                self.latency_port,
+                lister_port,
+                crc_map,
+                workers,
+                delay_ms,
+            )
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen(
+            [nginx, "-p", str(self.run_dir), "-c", str(self.conf)],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(self.port)
+            wait_for_port(self.latency_port)
+        except RuntimeError:
+            self.stop()
+            log = (self.run_dir / "error.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"nginx did not start:\n{log}") from None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # fast shutdown of master and its workers
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+
+class Servers:
+    """The list responder and nginx, started and stopped together (a context manager)."""
+
+    def __init__(
+        self,
+        root: Path,
+        run_dir: Path,
+        crc_map: Path | None,
+        workers: int = 1,
+        delay_ms: float = 20.0,
+    ) -> None:
+        self.root = root
+        self.lister = ListResponder(root)
+        self.nginx = Nginx(run_dir, root, self.lister.port, crc_map, workers, delay_ms)
+        self.delay_ms = delay_ms
+
+    @property
+    def port(self) -> int:
+        return self.nginx.port
+
+    @property
+    def latency_port(self) -> int:
+        return self.nginx.latency_port
+
+    def __enter__(self) -> Servers:
+        self.lister.start()
+        try:
+            self.nginx.start()
+        except BaseException:
+            self.lister.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.nginx.stop()
+        self.lister.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--root", type=Path, required=True, help="directory of bucket directories")
+    p.add_argument("--run-dir", type=Path, default=Path("/tmp/oss-bench-nginx"))
+    p.add_argument("--crc-map", type=Path, default=None)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--delay-ms", type=float, default=20.0)
+    a = p.parse_args()
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    with Servers(a.root, a.run_dir, a.crc_map, a.workers, a.delay_ms) as s:
+        print(f"fast: http://127.0.0.1:{s.port}  latency: http://127.0.0.1:{s.latency_port}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
