@@ -87,7 +87,9 @@ def _crc64_fun() -> Any:
     import crcmod
 
     # CRC-64/XZ (ECMA-182, reflected) as in OSS's x-oss-hash-crc64ecma
-    return crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
+    return crcmod.mkCrcFun(  # type: ignore[attr-defined]
+        0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True
+    )
 
 
 def ensure_data(root: Path, w: Workload) -> dict[str, int]:
@@ -358,6 +360,8 @@ class Row:
     ok_runs: int
     objects_s: float
     mb_s: float
+    mb_s_min: float
+    mb_s_max: float
     cpu_s_per_gb: float
     total_cpu_s: float
     maxrss_mib: float
@@ -396,6 +400,8 @@ def aggregate(runs: list[dict[str, Any]], wls: list[Workload]) -> list[Row]:
                 ok_runs=len(good),
                 objects_s=_median([r["objects"] / r["seconds"] for r in good]),
                 mb_s=_median([r["bytes"] / r["seconds"] / 1e6 for r in good]),
+                mb_s_min=min((r["bytes"] / r["seconds"] / 1e6 for r in good), default=float("nan")),
+                mb_s_max=max((r["bytes"] / r["seconds"] / 1e6 for r in good), default=float("nan")),
                 cpu_s_per_gb=_median(
                     [r["loop_cpu_s"] / (r["bytes"] / 1e9) for r in good if r["bytes"]]
                 ),
@@ -451,9 +457,9 @@ def ratios(rows: list[Row]) -> list[dict[str, str]]:
 
 def markdown(rows: list[Row], reps: int) -> str:
     head = (
-        "| workload | mode | client | objects/s | MB/s | CPU s/GB | peak RSS MiB | "
+        "| workload | mode | client | objects/s | MB/s | MB/s min-max | CPU s/GB | peak RSS MiB | "
         "RSS - baseline MiB | tree RSS MiB | runs |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
     )
     lines = []
     for r in rows:
@@ -462,6 +468,7 @@ def markdown(rows: list[Row], reps: int) -> str:
             runs += f" — {r.note}"
         lines.append(
             f"| {r.label} | {r.mode} | {r.client} | {_fmt(r.objects_s)} | {_fmt(r.mb_s)} | "
+            f"{_fmt(r.mb_s_min)}-{_fmt(r.mb_s_max)} | "
             f"{_fmt(r.cpu_s_per_gb, 2)} | {_fmt(r.maxrss_mib)} | {_fmt(r.rss_over_baseline_mib)} | "
             f"{_fmt(r.rss_sum_mib)} | {runs} |"
         )

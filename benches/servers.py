@@ -214,8 +214,10 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
         bucket = self._bucket(parsed.path)
         self.server.requests += 1
         if "location" in query:
-            body = f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{S3_NS}"/>'
-            self._answer(200, body.encode(), head=False)
+            location = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{S3_NS}"/>'
+            )
+            self._answer(200, location.encode(), head=False)
             return
         s3_style = self.headers.get("Authorization", "").startswith("AWS4-")
         status, body = list_objects_xml(self.server.index, bucket, query, s3_style)
