@@ -12,7 +12,7 @@ import os
 import threading
 from typing import Any
 
-from ._core import Client, reset_log_cache
+from ._core import Body, Client, reset_log_cache
 
 log = logging.getLogger("osstorchconnector")
 
@@ -76,5 +76,5 @@ class RangeFetcher:
         self._factory = factory
         self.chunk_size = factory.get().part_size
 
-    def __call__(self, bucket: str, key: str, start: int, end: int) -> bytes:
+    def __call__(self, bucket: str, key: str, start: int, end: int) -> Body:
         return self._factory.get().get_range(bucket, key, start, end)

@@ -1,14 +1,19 @@
 """Type stubs for the Rust extension ``osstorchconnector._core``."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self, final
 
+from typing_extensions import Buffer
+
 __all__ = [
+    "Body",
     "Client",
     "ObjectStream",
     "PartReader",
+    "Window",
     "__version__",
     "parse_oss_uri",
+    "read_via",
     "reset_log_cache",
 ]
 
@@ -21,8 +26,32 @@ def parse_oss_uri(uri: str) -> tuple[str, str]:
         OssConfigError: the URI does not start with ``oss://`` or names no valid bucket.
     """
 
+def read_via(size: int, readinto: Callable[[Window], int]) -> bytes:
+    """Reads ``size`` bytes into a new ``bytes`` by one call of ``readinto`` with a writable
+    :class:`Window` on its memory; cut to the count ``readinto`` returns.
+
+    Raises:
+        BufferError: ``readinto`` kept a view of the window.
+    """
+
 def reset_log_cache() -> None:
     """Makes Rust log records follow the current Python ``logging`` levels."""
+
+@final
+class Body:
+    """Bytes of (part of) an object, held in Rust; copied once on the way out."""
+
+    def __len__(self) -> int: ...
+    def read(self, start: int = 0, size: int | None = None) -> bytes:
+        """Bytes ``start:start+size`` (to the end when ``size`` is None) as a new ``bytes``."""
+    def readinto(self, start: int, buffer: Buffer) -> int:
+        """Copies bytes from ``start`` into a writable, contiguous byte buffer; returns how many."""
+
+@final
+class Window:
+    """A writable buffer over a ``bytes`` being filled by :func:`read_via`."""
+
+    def __buffer__(self, flags: int, /) -> memoryview: ...
 
 @final
 class Client:
@@ -54,16 +83,16 @@ class Client:
         self, uri: str, *, shard_index: int = 0, shard_count: int = 1
     ) -> ObjectStream: ...
     def stream_objects(self, items: Iterable[tuple[str, str]]) -> ObjectStream: ...
-    def get_object(self, uri: str) -> bytes: ...
-    def get_range(self, bucket: str, key: str, start: int, end: int) -> bytes: ...
+    def get_object(self, uri: str) -> Body: ...
+    def get_range(self, bucket: str, key: str, start: int, end: int) -> Body: ...
 
 @final
 class PartReader:
     """The remaining parts of one large object, while its stream is still on it."""
 
-    def next_part(self) -> tuple[int, bytes] | None: ...
+    def next_part(self) -> tuple[int, Body] | None: ...
 
-_StreamItem = tuple[str, str, int, str, bytes, PartReader | None]
+_StreamItem = tuple[str, str, int, str, Body, PartReader | None]
 
 @final
 class ObjectStream(Iterator[_StreamItem]):

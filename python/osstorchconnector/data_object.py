@@ -5,17 +5,54 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._core import read_via
 from .exceptions import OssError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 
+class Body(Protocol):
+    """Bytes of (part of) an object; ``osstorchconnector._core.Body`` holds them in Rust."""
+
+    def __len__(self) -> int: ...
+
+    def read(self, start: int = 0, size: int | None = None) -> bytes:
+        """Bytes ``start:start+size`` as a new ``bytes``."""
+        ...
+
+    def readinto(self, start: int, buffer: Buffer) -> int:
+        """Copies bytes from ``start`` into a writable byte buffer; returns how many."""
+        ...
+
+
+class BytesBody:
+    """A :class:`Body` over a Python ``bytes`` (an unpickled or hand-made object)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def read(self, start: int = 0, size: int | None = None) -> bytes:
+        end = len(self._data) if size is None else start + size
+        return self._data[start:end]  # the whole of a bytes slices to itself, without a copy
+
+    def readinto(self, start: int, buffer: Buffer) -> int:
+        with memoryview(buffer) as target:
+            piece = memoryview(self._data)[start : start + len(target)]
+            target[: len(piece)] = piece
+            return len(piece)
+
+
 class PartSource(Protocol):
     """The rest of a large object, as its stream delivers it."""
 
-    def next_part(self) -> tuple[int, bytes] | None:
-        """``(offset, bytes)`` of the next part; None when done or the stream moved on."""
+    def next_part(self) -> tuple[int, Body] | None:
+        """``(offset, body)`` of the next part; None when done or the stream moved on."""
         ...
 
 
@@ -24,7 +61,7 @@ class RangeReader(Protocol):
 
     chunk_size: int
 
-    def __call__(self, bucket: str, key: str, start: int, end: int) -> bytes: ...
+    def __call__(self, bucket: str, key: str, start: int, end: int) -> Body: ...
 
 
 class DataObject(io.BufferedIOBase):
@@ -43,7 +80,7 @@ class DataObject(io.BufferedIOBase):
         key: str,
         size: int,
         label: str,
-        body: bytes,
+        body: Body | bytes,
         bucket: str = "",
         *,
         rest: PartSource | None = None,
@@ -54,7 +91,8 @@ class DataObject(io.BufferedIOBase):
         self._size = size
         self._label = label
         self._bucket = bucket
-        self._chunk = body  # bytes held now, from offset _chunk_start
+        # the bytes held now, from offset _chunk_start
+        self._chunk: Body = BytesBody(body) if isinstance(body, bytes) else body
         self._chunk_start = 0
         self._rest = rest
         self._rest_next = len(body)  # offset the next streamed part starts at
@@ -89,22 +127,12 @@ class DataObject(io.BufferedIOBase):
             remaining = size
         if remaining <= 0:
             return b""
-        chunk = self._chunk
         offset = self._pos - self._chunk_start
-        if offset == 0 and remaining == len(chunk):
+        if offset >= 0 and offset + remaining <= len(self._chunk):
             self._pos += remaining
-            return chunk  # bytes are immutable: the whole chunk needs no copy
-        pieces = []
-        while remaining > 0:
-            if not 0 <= offset < len(chunk):
-                chunk = self._load(self._pos)
-                offset = self._pos - self._chunk_start
-            piece = chunk[offset : offset + remaining]
-            pieces.append(piece)
-            self._pos += len(piece)
-            offset += len(piece)
-            remaining -= len(piece)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            return self._chunk.read(offset, remaining)
+        # Spans parts: each is copied once, straight into the result.
+        return read_via(remaining, self.readinto)
 
     def read1(self, size: int = -1) -> bytes:
         """Same as :meth:`read`."""
@@ -121,8 +149,7 @@ class DataObject(io.BufferedIOBase):
                 if not 0 <= offset < len(self._chunk):
                     self._load(self._pos)
                     offset = self._pos - self._chunk_start
-                n = min(total - done, len(self._chunk) - offset)
-                target[done : done + n] = memoryview(self._chunk)[offset : offset + n]
+                n = self._chunk.readinto(offset, target[done:total])
                 done += n
                 self._pos += n
             return done
@@ -176,13 +203,13 @@ class DataObject(io.BufferedIOBase):
     def __reduce__(self) -> tuple[Any, ...]:
         # The stream cannot cross processes; a whole body travels, a part is re-read by range.
         whole = self._chunk_start == 0 and len(self._chunk) == self._size
-        body = self._chunk if whole else b""
+        body = self._chunk.read() if whole else b""
         return (_restore, (self._key, self._size, self._label, body, self._bucket, self._ranges))
 
     def __repr__(self) -> str:
         return f"DataObject(key={self._key!r}, size={self._size}, label={self._label!r})"
 
-    def _load(self, pos: int) -> bytes:
+    def _load(self, pos: int) -> Body:
         """Makes the chunk cover ``pos`` (< size): from the stream if reading on, else by range."""
         while self._rest is not None and pos >= self._rest_next:
             part = self._rest.next_part()
@@ -190,6 +217,8 @@ class DataObject(io.BufferedIOBase):
                 self._rest = None
                 break
             offset, data = part
+            if isinstance(data, bytes):
+                data = BytesBody(data)
             self._rest_next = offset + len(data)
             if pos < self._rest_next:
                 self._chunk, self._chunk_start = data, offset

@@ -144,7 +144,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         factory = _factory(endpoint, cred_path, config_path, cred_provider, region, path_style)
         manifest: _LocalManifest | _FetchedManifest
         if manifest_file_path.startswith("oss://"):
-            body = factory.get().get_object(manifest_file_path)
+            body = factory.get().get_object(manifest_file_path).read()
             manifest = _FetchedManifest(manifest_file_path, body)
         else:
             if not os.path.isfile(manifest_file_path):

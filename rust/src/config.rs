@@ -31,7 +31,7 @@ impl Default for DatasetConfig {
         DatasetConfig {
             prefetch_concurrency: 24,
             prefetch_worker: 2,
-            prefetch_mb: 512,
+            prefetch_mb: 256,
             prefetch_unit_mb: 8,
             list_concurrency: 1,
         }

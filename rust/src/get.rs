@@ -2,10 +2,11 @@
 //!
 //! <https://www.alibabacloud.com/help/en/oss/developer-reference/getobject>
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderValue, IF_MATCH, RANGE};
 use http::Method;
 
+use crate::buffer_pool::PooledBuf;
 use crate::client::{target, transport_error, OssClient};
 use crate::error::{Error, Result};
 use crate::sign::RequestHead;
@@ -101,7 +102,7 @@ impl OssClient {
 
 /// What has arrived of one response's bytes, kept across attempts so a resume appends to it.
 struct Partial {
-    body: BytesMut,
+    body: PooledBuf,
     /// Object offset of `body[0]`.
     offset: u64,
     /// One past the last byte this download wants.
@@ -187,7 +188,7 @@ async fn read_into(
         let continues = partial.as_ref().is_some_and(|p| p.next_offset() == start);
         if !continues {
             *partial = Some(Partial {
-                body: BytesMut::with_capacity(len.min(1 << 30) as usize),
+                body: PooledBuf::with_capacity(len.min(1 << 30) as usize),
                 offset: start,
                 end: start + len,
                 object_size,
@@ -199,7 +200,7 @@ async fn read_into(
         None
     } else {
         Some(Partial {
-            body: BytesMut::with_capacity(length.unwrap_or(0).min(1 << 30) as usize),
+            body: PooledBuf::with_capacity(length.unwrap_or(0).min(1 << 30) as usize),
             offset: 0,
             end: length.unwrap_or(u64::MAX),
             object_size: length.unwrap_or(0),
@@ -234,7 +235,7 @@ async fn read_into(
         )));
     }
     if let Some(expected) = state.whole_crc.take() {
-        let actual = crc64(&state.body);
+        let actual = crc64(state.body.as_slice());
         if expected.trim() != actual.to_string() {
             // Corrupt somewhere: start over rather than resume.
             *partial = None;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod budget;
+pub mod buffer_pool;
 pub mod client;
 pub mod config;
 pub mod credentials;
@@ -11,6 +12,7 @@ pub mod endpoint;
 pub mod error;
 pub mod get;
 pub mod list;
+pub mod memory;
 pub mod retry;
 pub mod runtime;
 pub mod session;

@@ -144,3 +144,40 @@ def test_a_kept_large_object_does_not_block_another_dataset(
     assert kept.read(10) == big["big/f-seven"][:10]
     assert [(o.key, o.read()) for o in second] == list(big.items())
     assert kept.read() == big["big/f-seven"][10:]
+
+
+def test_random_reads_match_a_local_file(
+    bucket: str, big: dict[str, bytes], small_parts: dict[str, Any]
+) -> None:
+    """Reads, readinto (into buffers of other item sizes too) and seeks, mixed at random on
+    objects arriving in parts, against io.BytesIO over the same bytes."""
+    import array
+    import io
+
+    rng = random.Random(11)
+    for ds in datasets(bucket, small_parts):
+        for obj in ds:
+            model = io.BytesIO(big[obj.key])
+            for _ in range(40):
+                op = rng.choice(["read", "readinto", "seek"])
+                n = rng.choice([0, 1, 4096, MIB - 1, MIB + 1, 2 * MIB + 3])
+                if op == "read":
+                    assert obj.read(n) == model.read(n), obj.key
+                elif op == "readinto":
+                    words = array.array("i", bytes(n - n % 4))
+                    expected = model.read(len(words) * 4)
+                    assert obj.readinto(words) == len(expected), obj.key
+                    assert words.tobytes()[: len(expected)] == expected, obj.key
+                else:
+                    target = rng.randrange(0, obj.size + 2)
+                    assert obj.seek(target) == model.seek(target)
+                assert obj.tell() == model.tell()
+
+
+def test_readinto_a_read_only_buffer_is_refused(
+    bucket: str, big: dict[str, bytes], small_parts: dict[str, Any]
+) -> None:
+    obj = next(iter(datasets(bucket, small_parts)[0]))
+    with pytest.raises((BufferError, TypeError)):
+        obj.readinto(bytes(10))
+    assert obj.read() == big[obj.key], "a refused readinto consumes nothing"

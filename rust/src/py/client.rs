@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyIterator};
+use pyo3::types::PyIterator;
 
+use super::body::PyBody;
 use super::credential_provider::PyCredentialProvider;
 use super::object_stream::PyObjectStream;
 use super::wait::wait;
@@ -127,31 +129,31 @@ impl PyClient {
     }
 
     /// Reads a whole object.
-    fn get_object<'py>(&self, py: Python<'py>, uri: &str) -> PyResult<Bound<'py, PyBytes>> {
+    fn get_object(&self, py: Python<'_>, uri: &str) -> PyResult<PyBody> {
         let parsed = OssUri::parse(uri)?;
         let runtime = self.session.runtime()?;
         let client = self.session.client()?;
         let out = wait(py, &runtime, client.get_object(&parsed.bucket, &parsed.key))??;
-        Ok(PyBytes::new(py, &out.body))
+        Ok(PyBody::new(out.body))
     }
 
     /// Reads bytes `start..end` of an object (fewer when it is shorter).
-    fn get_range<'py>(
+    fn get_range(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         bucket: &str,
         key: &str,
         start: u64,
         end: u64,
-    ) -> PyResult<Bound<'py, PyBytes>> {
+    ) -> PyResult<PyBody> {
         if end <= start {
-            return Ok(PyBytes::new(py, b""));
+            return Ok(PyBody::new(Bytes::new()));
         }
         let runtime = self.session.runtime()?;
         let client: Arc<_> = self.session.client()?;
         let range = Some(ByteRange { start, end });
         let out = wait(py, &runtime, client.get_range(bucket, key, range, None))??;
-        Ok(PyBytes::new(py, &out.body))
+        Ok(PyBody::new(out.body))
     }
 
     fn __repr__(&self) -> String {

@@ -4,22 +4,16 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyIterator};
+use pyo3::types::PyIterator;
 use tokio::runtime::Runtime;
 use tokio::sync::Mutex;
 
+use super::body::PyBody;
 use super::wait::wait;
 use crate::stream::{ObjectRequest, ObjectStream};
 use crate::uri::OssUri;
 
-type Item<'py> = (
-    String,
-    String,
-    u64,
-    String,
-    Bound<'py, PyBytes>,
-    Option<PartReader>,
-);
+type Item = (String, String, u64, String, PyBody, Option<PartReader>);
 
 /// Iterator over `(bucket, key, size, label, first_part, rest)` in input order; `rest` is a
 /// [`PartReader`] when the object is larger than its first part, else `None`.
@@ -83,7 +77,7 @@ impl PyObjectStream {
         py.detach(|| shared.blocking_lock().close());
     }
 
-    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Item<'py>>> {
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Item>> {
         let shared = self.stream.clone();
         let runtime = self.runtime.clone();
         {
@@ -98,8 +92,8 @@ impl PyObjectStream {
             return Ok(None);
         };
         let start = result?;
-        let first = PyBytes::new(py, &start.first.body);
         let more = (start.first.body.len() as u64) < start.size;
+        let first = PyBody::new(start.first.body);
         let rest = more.then(|| PartReader {
             stream: shared.clone(),
             runtime: runtime.clone(),
@@ -128,7 +122,7 @@ pub(crate) struct PartReader {
 impl PartReader {
     /// The next part as `(offset, bytes)`, or `None` when there is no more or the stream has
     /// moved on to a later object (read the rest by range instead).
-    fn next_part<'py>(&self, py: Python<'py>) -> PyResult<Option<(u64, Bound<'py, PyBytes>)>> {
+    fn next_part(&self, py: Python<'_>) -> PyResult<Option<(u64, PyBody)>> {
         let seq = self.seq;
         let part = wait(py, &self.runtime, async {
             self.stream.lock().await.next_part(seq).await
@@ -137,7 +131,7 @@ impl PartReader {
             None => Ok(None),
             Some(part) => {
                 let part = part?;
-                Ok(Some((part.offset, PyBytes::new(py, &part.body))))
+                Ok(Some((part.offset, PyBody::new(part.body))))
             }
         }
     }
