@@ -111,8 +111,9 @@ struct Partial {
     etag: String,
     /// The answer was a 200: the whole object, whatever range was asked.
     whole: bool,
-    /// CRC-64 of the whole object, checked once all of it has arrived.
-    whole_crc: Option<String>,
+    /// CRC-64 of the whole object as the server stated it, checked once all of it has arrived,
+    /// and the digest of what has arrived so far (taken per piece while it is still in cache).
+    whole_crc: Option<(String, crc64fast::Digest)>,
 }
 
 impl Partial {
@@ -206,7 +207,7 @@ async fn read_into(
             object_size: length.unwrap_or(0),
             etag,
             whole: true,
-            whole_crc: header("x-oss-hash-crc64ecma"),
+            whole_crc: header("x-oss-hash-crc64ecma").map(|v| (v, crc64fast::Digest::new())),
         })
     };
     if let Some(whole) = fresh {
@@ -220,6 +221,9 @@ async fn read_into(
         .await
         .map_err(|e| transport_error(head, &e))?
     {
+        if let Some((_, digest)) = state.whole_crc.as_mut() {
+            digest.write(&chunk);
+        }
         state.body.extend_from_slice(&chunk);
     }
     if state.end == u64::MAX {
@@ -234,8 +238,8 @@ async fn read_into(
             state.end - state.offset
         )));
     }
-    if let Some(expected) = state.whole_crc.take() {
-        let actual = crc64(state.body.as_slice());
+    if let Some((expected, digest)) = state.whole_crc.take() {
+        let actual = digest.sum64();
         if expected.trim() != actual.to_string() {
             // Corrupt somewhere: start over rather than resume.
             *partial = None;
