@@ -738,17 +738,20 @@ def main() -> None:
         "medians": [asdict(r) for r in rows],
         "ratios": ratios(rows),
     }
-    kind = "quick" if a.quick else "full"
+    # Only a complete, unrestricted run replaces the published figures; quick and partial runs
+    # (smoke tests, A/B checks) land in git-ignored files of their own.
+    publish = not (a.quick or a.no_write or only or a.workloads)
+    kind = "full" if publish else ("quick" if a.quick else "partial")
     written = [results / f"latest-{kind}.json"]
-    if not a.quick:  # quick runs are smoke tests: they never replace the published figures
+    if publish:
         written.append(results / f"full-{stamp}.json")
     for path in written:
         path.write_text(json.dumps(payload, indent=1))
     print("\n" + markdown(rows, reps))
-    png = results / ("throughput-quick.png" if a.quick else "throughput.png")
+    png = results / ("throughput.png" if publish else f"throughput-{kind}.png")
     plot(rows, wls, png)
     written.append(png)
-    if not a.quick and not a.no_write and not only and not a.workloads:
+    if publish:
         update_benchmarks_md(results_section(rows, facts, cmdline, reps))
         written.append(REPO / "BENCHMARKS.md")
     print("wrote " + ", ".join(str(p.relative_to(REPO)) for p in written))
