@@ -327,7 +327,10 @@ events {{ worker_connections 16384; multi_accept on; }}
 http {{
     access_log off;
     sendfile on;
-    tcp_nopush on;
+    # nginx's default. On (TCP_CORK around sendfile), the tail of a response now and then
+    # waited for the client's delayed ACK: wrk -c1 saw a 44 ms maximum latency (stdev 11.8 ms)
+    # with it, 9.7 ms (stdev 0.7 ms) without, and such stalls say nothing about a client.
+    tcp_nopush off;
     tcp_nodelay on;
     keepalive_requests 10000000;
     keepalive_timeout 300s;
