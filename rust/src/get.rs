@@ -2,11 +2,10 @@
 //!
 //! <https://www.alibabacloud.com/help/en/oss/developer-reference/getobject>
 
-use bytes::Bytes;
 use http::header::{HeaderValue, IF_MATCH, RANGE};
 use http::Method;
 
-use crate::buffer_pool::PooledBuf;
+use crate::chunks::{Chunks, Receiving};
 use crate::client::{target, transport_error, OssClient};
 use crate::error::{Error, Result};
 use crate::sign::RequestHead;
@@ -24,7 +23,7 @@ pub struct ByteRange {
 #[derive(Debug, Clone)]
 pub struct GetOutput {
     /// The bytes received.
-    pub body: Bytes,
+    pub body: Chunks,
     /// Offset of `body` in the object.
     pub offset: u64,
     /// Size of the whole object.
@@ -102,7 +101,7 @@ impl OssClient {
 
 /// What has arrived of one response's bytes, kept across attempts so a resume appends to it.
 struct Partial {
-    body: PooledBuf,
+    body: Receiving,
     /// Object offset of `body[0]`.
     offset: u64,
     /// One past the last byte this download wants.
@@ -130,12 +129,12 @@ impl Partial {
 
     /// The bytes, cut to the asked range when the server sent the whole object.
     fn finish(self, range: Option<ByteRange>) -> GetOutput {
-        let mut body = self.body.freeze();
+        let mut body = self.body.finish();
         let mut offset = self.offset;
         if let (true, Some(r)) = (self.whole, range) {
             let start = r.start.min(self.object_size);
             let end = r.end.clamp(start, self.object_size);
-            body = body.slice(start as usize..end as usize);
+            body = body.slice(start as usize, end as usize);
             offset = start;
         }
         GetOutput {
@@ -189,7 +188,7 @@ async fn read_into(
         let continues = partial.as_ref().is_some_and(|p| p.next_offset() == start);
         if !continues {
             *partial = Some(Partial {
-                body: PooledBuf::with_capacity(len.min(1 << 30) as usize),
+                body: Receiving::for_length(len.min(1 << 30) as usize),
                 offset: start,
                 end: start + len,
                 object_size,
@@ -201,7 +200,7 @@ async fn read_into(
         None
     } else {
         Some(Partial {
-            body: PooledBuf::with_capacity(length.unwrap_or(0).min(1 << 30) as usize),
+            body: Receiving::for_length(length.unwrap_or(0).min(1 << 30) as usize),
             offset: 0,
             end: length.unwrap_or(u64::MAX),
             object_size: length.unwrap_or(0),
@@ -224,7 +223,7 @@ async fn read_into(
         if let Some((_, digest)) = state.whole_crc.as_mut() {
             digest.write(&chunk);
         }
-        state.body.extend_from_slice(&chunk);
+        state.body.push(chunk);
     }
     if state.end == u64::MAX {
         // No Content-Length: the connection's end was the body's end.

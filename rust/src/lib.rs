@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod budget;
 pub mod buffer_pool;
+pub mod chunks;
 pub mod client;
 pub mod config;
 pub mod credentials;

@@ -14,13 +14,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::budget::{Budget, Reservation};
+use crate::chunks::Chunks;
 use crate::client::OssClient;
 use crate::error::{Error, Result};
 use crate::get::{ByteRange, GetOutput};
@@ -45,7 +45,7 @@ pub struct ObjectRequest {
 #[derive(Debug)]
 pub struct Part {
     /// The bytes.
-    pub body: Bytes,
+    pub body: Chunks,
     /// Their offset in the object.
     pub offset: u64,
     _reservation: Option<Reservation>,

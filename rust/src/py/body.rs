@@ -1,5 +1,5 @@
-//! `Body` for Python: an object's bytes kept in Rust and copied exactly once on the way out —
-//! into a new `bytes`, or into the caller's buffer for `readinto`.
+//! `Body` for Python: an object's bytes kept in Rust (see [`crate::chunks`]) and copied exactly
+//! once on the way out — into a new `bytes`, or into the caller's buffer for `readinto`.
 
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -11,24 +11,21 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use bytes::Bytes;
-
+use crate::chunks::Chunks;
 use crate::memory::{prefer_huge_pages, HEAP_UP_TO};
 
 /// Bytes of (part of) an object, as the pipeline received them.
 #[pyclass(frozen, name = "Body", module = "osstorchconnector._core")]
-pub(crate) struct PyBody(Bytes);
+pub(crate) struct PyBody(Chunks);
 
 impl PyBody {
-    pub(crate) fn new(body: Bytes) -> Self {
+    pub(crate) fn new(body: Chunks) -> Self {
         PyBody(body)
     }
 
-    /// Up to `size` bytes from `start` (none when `start` is past the end).
-    fn span(&self, start: usize, size: usize) -> &[u8] {
-        let start = start.min(self.0.len());
-        let end = start.saturating_add(size).min(self.0.len());
-        &self.0[start..end]
+    /// How many bytes exist from `start`, at most `size`.
+    fn span(&self, start: usize, size: usize) -> usize {
+        self.0.len().saturating_sub(start).min(size)
     }
 }
 
@@ -46,11 +43,13 @@ impl PyBody {
         start: usize,
         size: Option<usize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let source = self.span(start, size.unwrap_or(usize::MAX));
-        // SAFETY: the copy writes all `source.len()` bytes of the new object.
+        let len = self.span(start, size.unwrap_or(usize::MAX));
+        // SAFETY: `copy_to` writes all `len` bytes of the new object: that many exist from
+        // `start`.
         unsafe {
-            let (bytes, dst) = uninit_bytes(py, source.len())?;
-            ptr::copy_nonoverlapping(source.as_ptr(), dst, source.len());
+            let (bytes, dst) = uninit_bytes(py, len)?;
+            self.0
+                .copy_to(start, std::slice::from_raw_parts_mut(dst, len));
             Ok(bytes)
         }
     }
@@ -65,13 +64,11 @@ impl PyBody {
         if !target.is_c_contiguous() {
             return Err(PyBufferError::new_err("readinto needs a contiguous buffer"));
         }
-        let source = self.span(start, target.item_count());
+        let len = self.span(start, target.item_count());
         // SAFETY: `target` stays exported (so alive and in place) until it is dropped at the end
-        // of this function; it is writable, contiguous and at least `source.len()` bytes long.
-        unsafe {
-            ptr::copy_nonoverlapping(source.as_ptr(), target.buf_ptr().cast::<u8>(), source.len());
-        }
-        Ok(source.len())
+        // of this function; it is writable, contiguous and at least `len` bytes long.
+        let dst = unsafe { std::slice::from_raw_parts_mut(target.buf_ptr().cast::<u8>(), len) };
+        Ok(self.0.copy_to(start, dst))
     }
 
     fn __repr__(&self) -> String {

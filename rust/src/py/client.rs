@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
@@ -10,6 +9,7 @@ use super::body::PyBody;
 use super::credential_provider::PyCredentialProvider;
 use super::object_stream::PyObjectStream;
 use super::wait::wait;
+use crate::chunks::Chunks;
 use crate::error::Error;
 use crate::get::ByteRange;
 use crate::session::{Session, SessionBuilder};
@@ -147,7 +147,7 @@ impl PyClient {
         end: u64,
     ) -> PyResult<PyBody> {
         if end <= start {
-            return Ok(PyBody::new(Bytes::new()));
+            return Ok(PyBody::new(Chunks::new()));
         }
         let runtime = self.session.runtime()?;
         let client: Arc<_> = self.session.client()?;
