@@ -133,6 +133,9 @@ def write_crc_map(path: Path, crcs: dict[str, int]) -> None:
 
 
 def warm_page_cache(root: Path) -> None:
+    """Reads every file under `root`. Done again before every run: this machine pages out cold
+    memory on its own (a DAMON `pageout` scheme), page cache included, and a run that found part
+    of its objects evicted would pay for the server's disk reads."""
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             with open(Path(dirpath, name), "rb") as f:
@@ -709,6 +712,7 @@ def main() -> None:
                     record["error"] = why
                 else:
                     cmd, environ = command(env, w, c, mode)
+                    warm_page_cache(root / BUCKET / w.prefix)
                     log = work / "logs" / f"{c.script[:-3]}.stderr"
                     record.update(measure(cmd, environ, w.max_seconds + 120, log))
                 runs.append(record)
