@@ -27,21 +27,17 @@ const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 const CONCURRENCY: usize = 24;
 
-/// The largest object of any case; smaller objects are its prefix.
-struct Content {
-    data: Bytes,
-}
-
-/// Answers `GET /bucket/key` with the first `size` bytes of the content, where `size` is the
+/// Answers `GET /bucket/key` with the first `size` bytes of `content` (as large as the largest
+/// object of any case), where `size` is the
 /// number after the last `-` of the key (`obj-000001-102400`), honouring `Range: bytes=a-b`.
-async fn serve(listener: TcpListener, content: Arc<Content>) {
+async fn serve(listener: TcpListener, content: Bytes) {
     while let Ok((socket, _)) = listener.accept().await {
         let _ = socket.set_nodelay(true);
         tokio::spawn(connection(socket, content.clone()));
     }
 }
 
-async fn connection(socket: TcpStream, content: Arc<Content>) -> std::io::Result<()> {
+async fn connection(socket: TcpStream, content: Bytes) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut read = BufReader::new(read);
     let mut line = String::new();
@@ -72,8 +68,8 @@ async fn connection(socket: TcpStream, content: Arc<Content>) -> std::io::Result
             .next()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let size = size.min(content.data.len());
-        let body = content.data.slice(..size);
+        let size = size.min(content.len());
+        let body = content.slice(..size);
         let head = match range {
             Some((start, end)) => {
                 let end = end.min(size.saturating_sub(1));
@@ -130,7 +126,7 @@ fn setup() -> Setup {
         .build()
         .expect("server runtime");
     let data: Vec<u8> = (0..64 * MIB).map(|i| (i * 131 % 251) as u8).collect();
-    let content = Arc::new(Content { data: data.into() });
+    let content = Bytes::from(data);
     let listener = server
         .block_on(TcpListener::bind("127.0.0.1:0"))
         .expect("bind");

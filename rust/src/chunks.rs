@@ -41,11 +41,6 @@ impl Chunks {
         self.len == 0
     }
 
-    /// The pieces, in order.
-    pub fn pieces(&self) -> &[Bytes] {
-        &self.pieces
-    }
-
     /// Bytes `start..end` (clamped to what exists), sharing the pieces' memory.
     pub fn slice(&self, start: usize, end: usize) -> Chunks {
         let end = end.min(self.len);
@@ -80,19 +75,6 @@ impl Chunks {
             at = piece_end;
         }
         written
-    }
-
-    /// All the bytes in one contiguous `Bytes` (free for one piece, a copy otherwise).
-    pub fn to_bytes(&self) -> Bytes {
-        match self.pieces.as_slice() {
-            [] => Bytes::new(),
-            [one] => one.clone(),
-            _ => {
-                let mut all = vec![0; self.len];
-                self.copy_to(0, &mut all);
-                Bytes::from(all)
-            }
-        }
     }
 }
 
@@ -157,6 +139,18 @@ impl Receiving {
 mod tests {
     use super::*;
 
+    impl Chunks {
+        fn pieces(&self) -> &[Bytes] {
+            &self.pieces
+        }
+
+        fn to_bytes(&self) -> Vec<u8> {
+            let mut all = vec![0; self.len];
+            self.copy_to(0, &mut all);
+            all
+        }
+    }
+
     fn sample() -> (Chunks, Vec<u8>) {
         let all: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
         let mut chunks = Chunks::new();
@@ -202,10 +196,11 @@ mod tests {
             assert_eq!(part.len(), expected.len(), "{start}..{end}");
             assert_eq!(&part.to_bytes()[..], expected);
         }
-        let one = Chunks::from(Bytes::from_static(b"abc"));
+        let piece = Bytes::from_static(b"abc");
+        let one = Chunks::from(piece.clone());
         assert_eq!(
-            one.to_bytes().as_ptr(),
             one.pieces()[0].as_ptr(),
+            piece.as_ptr(),
             "one piece is not copied"
         );
         assert!(Chunks::new().to_bytes().is_empty());
