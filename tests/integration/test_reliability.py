@@ -134,8 +134,12 @@ except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(7)
 """
+    # faulthandler: if the child hangs, SIGABRT makes it print every thread's Python stack.
     with subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-X", "faulthandler", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "waiting"
@@ -144,9 +148,9 @@ except KeyboardInterrupt:
         try:
             out, err = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            pytest.fail("Ctrl-C did not interrupt the iteration")
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate()
+            pytest.fail(f"Ctrl-C did not interrupt the iteration; its stacks:\n{err[-4000:]}")
     assert proc.returncode == 7, err
     assert out.strip() == "interrupted"
 
