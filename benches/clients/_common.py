@@ -42,6 +42,9 @@ def parse_args(
     p.add_argument("--paths-file", default="", help="object URL paths, one a line (wrk)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections")
     p.add_argument("--threads", type=int, default=16, help="boto3 thread pool size")
+    p.add_argument(
+        "--warm-epochs", type=int, default=0, help="untimed epochs before the timed one (single)"
+    )
     return p.parse_args()
 
 
@@ -54,14 +57,21 @@ def rss_kib() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def time_single(items: Iterable[Any], max_seconds: float) -> dict[str, Any]:
+def time_single(items: Iterable[Any], max_seconds: float, warm_epochs: int = 0) -> dict[str, Any]:
     """Iterates `items` in this process, reading every object whole.
+
+    With `warm_epochs`, the process first reads everything that many times, untimed: the timed
+    epoch then shows the steady rate of a long-running job, without the process's start-up costs
+    (first touches of memory, new connections). `items` must be iterable more than once.
 
     The iterator and the last object are handed back under ``_keepalive`` so that they are freed
     only after the result has been printed: a client that crashes while tearing down (the official
     connector 1.2.3 does, after copies of large objects) still gets its figures recorded, and the
     crash is reported by the harness.
     """
+    for _ in range(warm_epochs):
+        for warm in items:
+            warm.read()
     baseline = rss_kib()
     cpu0 = cpu_seconds()
     objects = total = 0

@@ -22,7 +22,8 @@ def body(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     if args.mode == "single":
-        return time_single(make(), args.max_seconds)  # default transform, as users write it
+        # default transform, as users write it
+        return time_single(make(), args.max_seconds, args.warm_epochs)
     return time_loader(make(transform=nbytes), args.workers, args.batch_size, args.max_seconds)
 
 
