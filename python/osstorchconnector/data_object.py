@@ -55,6 +55,11 @@ class PartSource(Protocol):
         """``(offset, body)`` of the next part; None when done or the stream moved on."""
         ...
 
+    def read_rest_into(self, offset: int, buffer: Buffer) -> int:
+        """Everything from ``offset`` to the end into ``buffer`` (exactly that long); the
+        bytes written, 0 when the stream can no longer do it."""
+        ...
+
 
 class RangeReader(Protocol):
     """Reads byte ranges of any object by name (used once the stream can no longer help)."""
@@ -147,6 +152,8 @@ class DataObject(io.BufferedIOBase):
             while done < total:
                 offset = self._pos - self._chunk_start
                 if not 0 <= offset < len(self._chunk):
+                    if self._read_rest_into(target, done, total):
+                        return total
                     self._load(self._pos)
                     offset = self._pos - self._chunk_start
                 n = self._chunk.readinto(offset, target[done:total])
@@ -208,6 +215,22 @@ class DataObject(io.BufferedIOBase):
 
     def __repr__(self) -> str:
         return f"DataObject(key={self._key!r}, size={self._size}, label={self._label!r})"
+
+    def _read_rest_into(self, target: memoryview, start: int, end: int) -> bool:
+        """Reads everything from the position to the object's end into ``target[start:end]``
+        when that is exactly how much is left and the stream is still on this object: parts not
+        yet fetched then go straight into ``target``, with no copy on the way."""
+        rest = self._rest
+        pos = self._pos
+        if rest is None or pos != self._rest_next or end - start != self._size - pos:
+            return False
+        # `with`: the slice is released even when the read raises (read_via checks for views).
+        with target[start:end] as piece:
+            if not rest.read_rest_into(pos, piece):
+                return False
+        self._rest = None
+        self._rest_next = self._pos = self._size
+        return True
 
     def _load(self, pos: int) -> Body:
         """Makes the chunk cover ``pos`` (< size): from the stream if reading on, else by range."""

@@ -9,6 +9,7 @@ pub mod chunks;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod destination;
 pub mod endpoint;
 pub mod error;
 pub mod get;

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use crate::budget::{Budget, Reservation};
 use crate::chunks::Chunks;
 use crate::client::OssClient;
+use crate::destination::{Destination, Writers};
 use crate::error::{Error, Result};
 use crate::get::{ByteRange, GetOutput};
 use crate::list::Lister;
@@ -151,9 +152,9 @@ impl Wakeups {
 
 /// A spawned request, cancelled when its slot is dropped (consumer moved on, stream dropped,
 /// or the wait for it interrupted by Ctrl-C).
-struct AbortOnDrop(JoinHandle<Fetched>);
+struct AbortOnDrop<T>(JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         // The task owns its reservation: aborting drops it and gives the bytes back.
         self.0.abort();
@@ -161,7 +162,7 @@ impl Drop for AbortOnDrop {
 }
 
 enum Outcome {
-    Running(AbortOnDrop),
+    Running(AbortOnDrop<Fetched>),
     Failed(Error),
 }
 
@@ -329,6 +330,142 @@ impl ObjectStream {
             }
             wakeups.wait().await;
         }
+    }
+
+    /// Reads the rest of object `seq`, from offset `from` (where the parts not yet taken
+    /// begin) to its end, into `dst`. Parts already fetched or under way are copied in as they
+    /// complete; parts not yet started are downloaded straight into their place in `dst`, ahead
+    /// of any later object's, with no buffer or budget reservation of their own. Returns the
+    /// bytes written; 0, with nothing taken, when the stream has moved past `seq` or `from` and
+    /// the length of `dst` are not what is left of it.
+    ///
+    /// Every download given a piece of `dst` counts itself in `writers` while it runs: the
+    /// caller must wait for [`Writers::stopped`] before it releases the memory, after an error
+    /// or after dropping this future (which aborts them) as well.
+    ///
+    /// # Errors
+    /// The first failing part's error; the rest of the object is then cancelled.
+    pub async fn read_rest_into(
+        &mut self,
+        seq: u64,
+        from: u64,
+        dst: Destination,
+        writers: &Arc<Writers>,
+    ) -> Result<u64> {
+        let Some(bounds) = self.rest_bounds(seq, from, dst.len() as u64) else {
+            return Ok(0);
+        };
+        let total = dst.len() as u64;
+        let started = self.slots.iter().take_while(|s| s.seq == seq).count();
+        let mut pieces = Vec::with_capacity(bounds.len());
+        let mut rest = dst;
+        for (start, end) in &bounds {
+            let (piece, tail) = rest.split((end - start) as usize);
+            pieces.push(piece);
+            rest = tail;
+        }
+        let mut pieces = pieces.into_iter();
+        let copied: Vec<Destination> = pieces.by_ref().take(started).collect();
+        let not_started: Vec<Job> = self.jobs.drain(..bounds.len() - started).collect();
+        let mut direct = Vec::with_capacity(not_started.len());
+        for (job, piece) in not_started.into_iter().zip(pieces) {
+            direct.push(self.spawn_into(job, piece, writers));
+        }
+        for mut piece in copied {
+            let Some(slot) = self.slots.pop_front() else {
+                return Err(Error::Internal("a started part went missing".into()));
+            };
+            let (_, request, out, _reservation) = self.settle(slot).await?;
+            if out.body.len() != piece.len() {
+                self.discard(seq);
+                return Err(Error::Protocol {
+                    target: format!("oss://{}/{}", request.bucket, request.key),
+                    reason: format!(
+                        "the part at offset {} has {} bytes, {} expected",
+                        out.offset,
+                        out.body.len(),
+                        piece.len()
+                    ),
+                });
+            }
+            out.body.copy_to(0, piece.as_mut_slice());
+        }
+        for mut task in direct {
+            let joined = loop {
+                // Later objects' requests start as these finish.
+                let wakeups = self.arm_wakeups();
+                self.fill();
+                tokio::select! {
+                    joined = &mut task.0 => break joined,
+                    _ = wakeups.wait() => {}
+                }
+            };
+            let done = joined
+                .unwrap_or_else(|e| Err(Error::Internal(format!("download task failed: {e}"))));
+            if let Err(e) = done {
+                self.discard(seq);
+                return Err(e);
+            }
+        }
+        Ok(total)
+    }
+
+    /// `(start, end)` of every part of `seq` not yet taken — started ones (slots) first, then
+    /// the rest (jobs) — when they run from `from` to exactly `from + len`.
+    fn rest_bounds(&self, seq: u64, from: u64, len: u64) -> Option<Vec<(u64, u64)>> {
+        if self.current != Some(seq) || len == 0 {
+            return None;
+        }
+        let mut starts: Vec<u64> = self
+            .slots
+            .iter()
+            .take_while(|s| s.seq == seq)
+            .map(|s| s.offset)
+            .collect();
+        for job in self.jobs.iter().take_while(|j| j.seq == seq) {
+            starts.push(job.range?.start);
+        }
+        let end = from.checked_add(len)?;
+        let mut bounds = Vec::with_capacity(starts.len());
+        for (i, &start) in starts.iter().enumerate() {
+            let next = starts.get(i + 1).copied().unwrap_or(end);
+            if next <= start {
+                return None;
+            }
+            bounds.push((start, next));
+        }
+        let last_job_end = self.jobs.iter().take_while(|j| j.seq == seq).last();
+        let ends_right = last_job_end.is_none_or(|j| j.range.is_some_and(|r| r.end == end));
+        (starts.first() == Some(&from) && ends_right).then_some(bounds)
+    }
+
+    /// Starts job's download straight into `piece`, counted as running and as a writer.
+    fn spawn_into(
+        &self,
+        job: Job,
+        piece: Destination,
+        writers: &Arc<Writers>,
+    ) -> AbortOnDrop<Result<()>> {
+        let client = self.client.clone();
+        let writer = writers.enter();
+        let running = RunningGuard::enter(self.running.clone(), self.finished.clone());
+        AbortOnDrop(self.runtime.spawn(async move {
+            // Dropped when the download ends or is aborted: then it no longer writes or runs.
+            let _counted = (writer, running);
+            let Some(range) = job.range else {
+                return Err(Error::Internal("a part without a range".into()));
+            };
+            let request = &job.request;
+            client
+                .get_range_into(
+                    &request.bucket,
+                    &request.key,
+                    range,
+                    job.etag.as_deref(),
+                    piece,
+                )
+                .await
+        }))
     }
 
     /// Wake-ups armed before the pipeline is looked at, so none is lost between the look and

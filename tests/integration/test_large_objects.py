@@ -8,13 +8,17 @@ import json
 import os
 import pickle
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import OssServer
-from osstorchconnector import DataObject, OssIterableDataset
+from conftest import OssServer, start_oss_server, stop_oss_server
+from osstorchconnector import DataObject, OssError, OssIterableDataset
 
 MIB = 1024 * 1024
 SIZES = {
@@ -181,3 +185,144 @@ def test_readinto_a_read_only_buffer_is_refused(
     with pytest.raises((BufferError, TypeError)):
         obj.readinto(bytes(10))
     assert obj.read() == big[obj.key], "a refused readinto consumes nothing"
+
+
+def test_whole_reads_go_straight_into_the_result(
+    oss_server: OssServer, bucket: str, big: dict[str, bytes], tmp_path: Path
+) -> None:
+    """The budget holds two 1 MiB parts, so parts fetched ahead are at most two or three at a
+    time; reading the rest of a 7 MiB object whole sends all its parts at once, up to the
+    concurrency, straight into the result — once each."""
+    config = tmp_path / "two-parts.json"
+    config.write_text(
+        json.dumps(
+            {"datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 2, "prefetchConcurrency": 6}}
+        )
+    )
+    opts = {
+        "endpoint": oss_server.endpoint,
+        "region": oss_server.region,
+        "cred_path": str(oss_server.write_cred_file(tmp_path / "cred.json")),
+        "config_path": str(config),
+    }
+    ds = OssIterableDataset.from_objects(f"oss://{bucket}/big/f-seven", **opts)
+    oss_server.control("POST", "delay", {"delay_ms": 50})  # so that requests overlap
+    try:
+        oss_server.reset_stats()
+        for obj in ds:
+            assert obj.read(10) == big["big/f-seven"][:10]
+            buf = bytearray(obj.size - 10)
+            assert obj.readinto(buf) == len(buf)
+            assert buf == big["big/f-seven"][10:]
+            assert obj.read() == b""
+    finally:
+        oss_server.control("POST", "delay", {"delay_ms": 0})
+    stats = oss_server.stats()
+    assert stats["requests_by_method"]["GET"] == 8, stats  # one per MiB, none twice
+    assert 5 <= stats["max_in_flight"] <= 6 + 1, stats
+
+
+def test_whole_reads_resume_broken_parts(
+    oss_server: OssServer, bucket: str, big: dict[str, bytes], small_parts: dict[str, Any]
+) -> None:
+    oss_server.set_faults(
+        seed=3, bucket=bucket, keys_prefix="big/", p_reset=0.2, p_truncate=0.2, p_503=0.1
+    )
+    try:
+        for ds in datasets(bucket, small_parts):
+            assert [(o.key, o.read()) for o in ds] == list(big.items())
+        assert oss_server.faults()["state"]["faultable_requests"] > 40
+    finally:
+        oss_server.clear_faults()
+
+
+def test_a_part_failing_for_good_fails_the_read_with_its_name(
+    oss_server: OssServer, bucket: str, big: dict[str, bytes], tmp_path: Path
+) -> None:
+    config = tmp_path / "strict.json"
+    config.write_text(
+        json.dumps(
+            {
+                "datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 2, "prefetchConcurrency": 2},
+                "retryConfig": {"maxAttempts": 1},
+            }
+        )
+    )
+    ds = OssIterableDataset.from_objects(
+        [f"oss://{bucket}/big/f-seven", f"oss://{bucket}/big/a-small"],
+        endpoint=oss_server.endpoint,
+        region=oss_server.region,
+        cred_path=str(oss_server.write_cred_file(tmp_path / "cred.json")),
+        config_path=str(config),
+    )
+    # The first part passes; every later request for the object fails.
+    oss_server.set_faults(
+        bucket=bucket,
+        keys_prefix="big/f-seven",
+        burst={"status": 500, "count": 1000, "start_after": 1},
+    )
+    try:
+        it = iter(ds)
+        obj = next(it)
+        with pytest.raises(OssError) as info:
+            obj.read()
+        assert "big/f-seven" in str(info.value)
+        assert "500" in str(info.value)
+        assert next(it).read() == big["big/a-small"], "the stream goes on with the next object"
+    finally:
+        oss_server.clear_faults()
+
+
+def test_ctrl_c_interrupts_a_whole_read(tmp_path: Path) -> None:
+    # Its own server: the test stalls every request.
+    srv = start_oss_server(tmp_path / "root")
+    try:
+        srv.sdk_client().put_bucket(
+            __import__("alibabacloud_oss_v2").PutBucketRequest(bucket="interrupted-read")
+        )
+        srv.put("interrupted-read", "big", os.urandom(7 * MIB))
+        _interrupt_a_whole_read(srv, tmp_path)
+    finally:
+        stop_oss_server(srv)
+
+
+def _interrupt_a_whole_read(srv: OssServer, tmp_path: Path) -> None:
+    config = tmp_path / "slow.json"
+    config.write_text(json.dumps({"datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 2}}))
+    cred = srv.write_cred_file(tmp_path / "cred.json")
+    script = f"""
+import sys
+from osstorchconnector import OssIterableDataset
+ds = OssIterableDataset.from_objects("oss://interrupted-read/big", endpoint="{srv.endpoint}",
+    region="{srv.region}", cred_path="{cred}", config_path="{config}")
+obj = next(iter(ds))
+print("first part", flush=True)
+sys.stdin.readline()
+try:
+    obj.read()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(7)
+"""
+    with subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdout.readline().strip() == "first part"
+        srv.control("POST", "delay", {"delay_ms": 60_000})
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        time.sleep(1.0)  # the read is waiting on stalled parts
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate()
+            pytest.fail(f"Ctrl-C did not interrupt the read; its stacks:\n{err[-4000:]}")
+    assert proc.returncode == 7, err
+    assert out.strip() == "interrupted"

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 use tokio::runtime::Runtime;
@@ -10,6 +12,7 @@ use tokio::sync::Mutex;
 
 use super::body::PyBody;
 use super::wait::wait;
+use crate::destination::{Destination, Writers};
 use crate::stream::{ObjectRequest, ObjectStream};
 use crate::uri::OssUri;
 
@@ -134,5 +137,39 @@ impl PartReader {
                 Ok(Some((part.offset, PyBody::new(part.body))))
             }
         }
+    }
+
+    /// Reads everything from `offset` (where the parts not yet taken begin) to the object's
+    /// end into the writable, contiguous byte buffer `buffer`, which must be exactly that long;
+    /// parts not yet started are downloaded straight into it. Returns the bytes written: 0,
+    /// with nothing taken, when the stream has moved on or `offset`/`buffer` do not match.
+    fn read_rest_into(
+        &self,
+        py: Python<'_>,
+        offset: u64,
+        buffer: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let target = PyBuffer::<u8>::get(buffer)?;
+        if target.readonly() || !target.is_c_contiguous() {
+            return Err(PyBufferError::new_err(
+                "read_rest_into needs a writable, contiguous buffer",
+            ));
+        }
+        // SAFETY: `target` keeps the buffer exported (alive, in place) until this function
+        // returns, and nothing writes into it from Python meanwhile (the call holds the stream);
+        // every download given a piece has stopped before we return (`stopped` below).
+        let dst = unsafe { Destination::new(target.buf_ptr().cast::<u8>(), target.len_bytes()) };
+        let writers = Arc::new(Writers::default());
+        let seq = self.seq;
+        let result = wait(py, &self.runtime, async {
+            self.stream
+                .lock()
+                .await
+                .read_rest_into(seq, offset, dst, &writers)
+                .await
+        });
+        // Success, error or Ctrl-C: no download may still write into the buffer once we return.
+        py.detach(|| self.runtime.block_on(writers.stopped()));
+        Ok(result??)
     }
 }
