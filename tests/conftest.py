@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -312,3 +313,27 @@ def bucket(oss_server: OssServer, request: pytest.FixtureRequest) -> str:
     name = make_bucket(request.node.name)
     oss_server.sdk_client().put_bucket(oss.PutBucketRequest(bucket=name))
     return name
+
+
+def python_child(script: str, *, stdin: bool = False) -> subprocess.Popen[str]:
+    """`script` in a new interpreter (text pipes; stdin piped when asked), with faulthandler on
+    so that a hung child can be made to print its stacks (see `interrupt`)."""
+    return subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-c", script],
+        stdin=subprocess.PIPE if stdin else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def interrupt(proc: subprocess.Popen[str], what: str, timeout: float = 10) -> tuple[str, str]:
+    """Ctrl-C (SIGINT) to `proc`, then its stdout and stderr. A child still running after
+    `timeout` seconds gets SIGABRT and the test fails with every thread's stack."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate()
+        pytest.fail(f"Ctrl-C did not interrupt {what}; its stacks:\n{err[-4000:]}")

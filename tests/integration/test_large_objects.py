@@ -8,16 +8,13 @@ import json
 import os
 import pickle
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import OssServer, start_oss_server, stop_oss_server
+from conftest import OssServer, interrupt, python_child, start_oss_server, stop_oss_server
 from osstorchconnector import DataObject, OssError, OssIterableDataset
 
 MIB = 1024 * 1024
@@ -304,25 +301,13 @@ except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(7)
 """
-    with subprocess.Popen(
-        [sys.executable, "-X", "faulthandler", "-c", script],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with python_child(script, stdin=True) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         assert proc.stdout.readline().strip() == "first part"
         srv.control("POST", "delay", {"delay_ms": 60_000})
         proc.stdin.write("go\n")
         proc.stdin.flush()
         time.sleep(1.0)  # the read is waiting on stalled parts
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)
-            out, err = proc.communicate()
-            pytest.fail(f"Ctrl-C did not interrupt the read; its stacks:\n{err[-4000:]}")
+        out, err = interrupt(proc, "the read", timeout=15)
     assert proc.returncode == 7, err
     assert out.strip() == "interrupted"

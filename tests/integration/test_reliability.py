@@ -5,9 +5,6 @@ audit files."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OssServer, start_oss_server, stop_oss_server
+from conftest import OssServer, interrupt, python_child, start_oss_server, stop_oss_server
 from osstorchconnector import (
     OssIterableDataset,
     OssNotFoundError,
@@ -134,23 +131,11 @@ except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(7)
 """
-    # faulthandler: if the child hangs, SIGABRT makes it print every thread's Python stack.
-    with subprocess.Popen(
-        [sys.executable, "-X", "faulthandler", "-c", script],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with python_child(script) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "waiting"
         time.sleep(0.5)  # well inside the 60 s stall
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)
-            out, err = proc.communicate()
-            pytest.fail(f"Ctrl-C did not interrupt the iteration; its stacks:\n{err[-4000:]}")
+        out, err = interrupt(proc, "the iteration")
     assert proc.returncode == 7, err
     assert out.strip() == "interrupted"
 
