@@ -150,13 +150,13 @@ impl Wakeups {
     }
 }
 
-/// A spawned request, cancelled when its slot is dropped (consumer moved on, stream dropped,
-/// or the wait for it interrupted by Ctrl-C).
+/// A spawned request, cancelled when dropped: with its slot (consumer moved on, stream dropped,
+/// the wait for it interrupted by Ctrl-C) or with the read it writes for.
 struct AbortOnDrop<T>(JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
-        // The task owns its reservation: aborting drops it and gives the bytes back.
+        // The task owns its reservation, if any: aborting drops it and gives the bytes back.
         self.0.abort();
     }
 }

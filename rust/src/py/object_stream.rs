@@ -155,9 +155,10 @@ impl PartReader {
                 "read_rest_into needs a writable, contiguous buffer",
             ));
         }
-        // SAFETY: `target` keeps the buffer exported (alive, in place) until this function
-        // returns, and nothing writes into it from Python meanwhile (the call holds the stream);
-        // every download given a piece has stopped before we return (`stopped` below).
+        // SAFETY: `target` keeps the buffer exported until this function returns, so it can be
+        // neither freed nor resized (as for socket.recv_into, other threads writing into it at
+        // the same time is the caller's race); every download given a piece of it has stopped
+        // before we return (`stopped` below).
         let dst = unsafe { Destination::new(target.buf_ptr().cast::<u8>(), target.len_bytes()) };
         let writers = Arc::new(Writers::default());
         let seq = self.seq;
