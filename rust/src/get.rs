@@ -65,19 +65,12 @@ impl OssClient {
         let mut partial: Option<Partial> = None;
         let mut unranged_retry = false;
         loop {
-            let mut head = RequestHead::new(Method::GET, bucket, key);
             let (asked, etag) = match &partial {
                 Some(p) => (Some(p.remaining()), Some(p.etag.as_str())),
                 None if unranged_retry => (None, if_match),
                 None => (range, if_match),
             };
-            if let Some(r) = asked {
-                let value = format!("bytes={}-{}", r.start, r.end.saturating_sub(1));
-                head.headers.insert(RANGE, header_value(&value)?);
-            }
-            if let Some(etag) = etag.filter(|e| !e.is_empty()) {
-                head.headers.insert(IF_MATCH, header_value(etag)?);
-            }
+            let head = get_head(bucket, key, asked, etag)?;
             let response = match self.send(&head, &mut ctx).await {
                 // An empty object has no byte 0: S3-style servers answer 416 where OSS answers 200.
                 Err(Error::Service(e))
@@ -98,9 +91,7 @@ impl OssClient {
             }
         }
     }
-}
 
-impl OssClient {
     /// Downloads bytes `range` of an object straight into `dst`, which is exactly that long. A
     /// body cut short is resumed into the rest of `dst` under the same retry budget; with
     /// `if_match` the object must still have that ETag. No CRC check: ranges carry none.
@@ -126,12 +117,11 @@ impl OssClient {
         let mut written = 0usize;
         while (written as u64) < wanted {
             let start = range.start + written as u64;
-            let mut head = RequestHead::new(Method::GET, bucket, key);
-            let value = format!("bytes={start}-{}", range.end - 1);
-            head.headers.insert(RANGE, header_value(&value)?);
-            if let Some(etag) = if_match.filter(|e| !e.is_empty()) {
-                head.headers.insert(IF_MATCH, header_value(etag)?);
-            }
+            let rest = ByteRange {
+                start,
+                end: range.end,
+            };
+            let head = get_head(bucket, key, Some(rest), if_match)?;
             let response = self.send(&head, &mut ctx).await?;
             if let Err(e) = write_range(&head, response, start, &mut dst, &mut written).await {
                 self.backoff(&mut ctx, &e).await.ok_or(e)?;
@@ -156,19 +146,7 @@ async fn write_range(
     };
     // A server that ignores Range answers 200 with the whole object: skip to `start`.
     let mut skip = if response.status().as_u16() == 206 {
-        let value = response
-            .headers()
-            .get("content-range")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let (from, _size) = parse_content_range(&value)
-            .ok_or_else(|| protocol(format!("206 answer with bad Content-Range {value:?}")))?;
-        if from != start {
-            return Err(protocol(format!(
-                "asked for bytes from {start}, got from {from}"
-            )));
-        }
+        partial_content(head, &response, Some(start))?;
         0
     } else {
         start
@@ -244,6 +222,49 @@ impl Partial {
     }
 }
 
+/// A GetObject request, for `range` when given, pinned to `if_match` when given.
+fn get_head(
+    bucket: &str,
+    key: &str,
+    range: Option<ByteRange>,
+    if_match: Option<&str>,
+) -> Result<RequestHead> {
+    let mut head = RequestHead::new(Method::GET, bucket, key);
+    if let Some(r) = range {
+        let value = format!("bytes={}-{}", r.start, r.end.saturating_sub(1));
+        head.headers.insert(RANGE, header_value(&value)?);
+    }
+    if let Some(etag) = if_match.filter(|e| !e.is_empty()) {
+        head.headers.insert(IF_MATCH, header_value(etag)?);
+    }
+    Ok(head)
+}
+
+/// `(first byte, object size)` of a 206 answer, which must start where it was `asked` to.
+fn partial_content(
+    head: &RequestHead,
+    response: &reqwest::Response,
+    asked: Option<u64>,
+) -> Result<(u64, u64)> {
+    let protocol = |reason: String| Error::Protocol {
+        target: target(head),
+        reason,
+    };
+    let value = response
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (start, object_size) = parse_content_range(value)
+        .ok_or_else(|| protocol(format!("206 answer with bad Content-Range {value:?}")))?;
+    match asked {
+        Some(from) if from != start => Err(protocol(format!(
+            "asked for bytes from {from}, got from {start}"
+        ))),
+        _ => Ok((start, object_size)),
+    }
+}
+
 fn header_value(value: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(value)
         .map_err(|_| Error::invalid("header value", value, "it cannot be sent in HTTP"))
@@ -271,17 +292,7 @@ async fn read_into(
     let etag = header("etag").unwrap_or_default();
     let length = response.content_length();
     let fresh = if response.status().as_u16() == 206 {
-        let value = header("content-range").unwrap_or_default();
-        let (start, object_size) = parse_content_range(&value)
-            .ok_or_else(|| protocol(format!("206 answer with bad Content-Range {value:?}")))?;
-        if let Some(r) = asked {
-            if start != r.start {
-                return Err(protocol(format!(
-                    "asked for bytes from {}, got from {start}",
-                    r.start
-                )));
-            }
-        }
+        let (start, object_size) = partial_content(head, &response, asked.map(|r| r.start))?;
         let len = length.ok_or_else(|| protocol("206 answer without Content-Length".into()))?;
         let continues = partial.as_ref().is_some_and(|p| p.next_offset() == start);
         if !continues {

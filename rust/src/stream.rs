@@ -352,11 +352,10 @@ impl ObjectStream {
         dst: Destination,
         writers: &Arc<Writers>,
     ) -> Result<u64> {
-        let Some(bounds) = self.rest_bounds(seq, from, dst.len() as u64) else {
+        let Some((bounds, started)) = self.rest_bounds(seq, from, dst.len() as u64) else {
             return Ok(0);
         };
         let total = dst.len() as u64;
-        let started = self.slots.iter().take_while(|s| s.seq == seq).count();
         let mut pieces = Vec::with_capacity(bounds.len());
         let mut rest = dst;
         for (start, end) in &bounds {
@@ -411,8 +410,9 @@ impl ObjectStream {
     }
 
     /// `(start, end)` of every part of `seq` not yet taken — started ones (slots) first, then
-    /// the rest (jobs) — when they run from `from` to exactly `from + len`.
-    fn rest_bounds(&self, seq: u64, from: u64, len: u64) -> Option<Vec<(u64, u64)>> {
+    /// the rest (jobs) — and how many are started, when they run from `from` to exactly
+    /// `from + len`.
+    fn rest_bounds(&self, seq: u64, from: u64, len: u64) -> Option<(Vec<(u64, u64)>, usize)> {
         if self.current != Some(seq) || len == 0 {
             return None;
         }
@@ -422,8 +422,12 @@ impl ObjectStream {
             .take_while(|s| s.seq == seq)
             .map(|s| s.offset)
             .collect();
+        let started = starts.len();
+        let mut last_end = None;
         for job in self.jobs.iter().take_while(|j| j.seq == seq) {
-            starts.push(job.range?.start);
+            let range = job.range?;
+            starts.push(range.start);
+            last_end = Some(range.end);
         }
         let end = from.checked_add(len)?;
         let mut bounds = Vec::with_capacity(starts.len());
@@ -434,9 +438,8 @@ impl ObjectStream {
             }
             bounds.push((start, next));
         }
-        let last_job_end = self.jobs.iter().take_while(|j| j.seq == seq).last();
-        let ends_right = last_job_end.is_none_or(|j| j.range.is_some_and(|r| r.end == end));
-        (starts.first() == Some(&from) && ends_right).then_some(bounds)
+        let ends_right = last_end.is_none_or(|e| e == end);
+        (starts.first() == Some(&from) && ends_right).then_some((bounds, started))
     }
 
     /// Starts job's download straight into `piece`, counted as running and as a writer.
