@@ -81,13 +81,13 @@ impl PooledBuf {
                 return PooledBuf { data };
             }
         }
-        let mut data = Vec::with_capacity(len);
-        if len >= POOLED_FROM {
-            // Touched for the first time; recycled afterwards.
-            let spare = data.spare_capacity_mut();
-            crate::memory::prefer_huge_pages(spare.as_mut_ptr().cast(), spare.len());
+        // Small pages, unlike a large result: a pooled buffer faults once per process and is
+        // recycled afterwards, and a new process (each DataLoader worker) touches memory its VM
+        // may have handed back to the host, where a 2 MiB page's first touch was 2-3x slower
+        // than 512 small ones (BENCHMARKS.md, "Where we stand").
+        PooledBuf {
+            data: Vec::with_capacity(len),
         }
-        PooledBuf { data }
     }
 
     /// Bytes written so far.
