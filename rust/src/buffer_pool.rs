@@ -84,10 +84,14 @@ impl PooledBuf {
         // Small pages, unlike a large result: a pooled buffer faults once per process and is
         // recycled afterwards, and a new process (each DataLoader worker) touches memory its VM
         // may have handed back to the host, where a 2 MiB page's first touch was 2-3x slower
-        // than 512 small ones (BENCHMARKS.md, "Where we stand").
-        PooledBuf {
-            data: Vec::with_capacity(len),
+        // than 512 small ones (BENCHMARKS.md, "Where we stand"). Faulted in with one call rather
+        // than a fault per page as the socket's bytes are copied in.
+        let mut data = Vec::with_capacity(len);
+        if len >= POOLED_FROM {
+            let spare = data.spare_capacity_mut();
+            crate::memory::populate(spare.as_mut_ptr().cast(), spare.len());
         }
+        PooledBuf { data }
     }
 
     /// Bytes written so far.
