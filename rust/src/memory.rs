@@ -25,38 +25,43 @@ pub fn tune_allocator() {
 /// Asks for transparent huge pages on untouched memory `data..data+len` (the whole 2 MiB pages
 /// inside it): one fault per 2 MiB instead of 512. A hint; where THP is off nothing changes.
 pub fn prefer_huge_pages(data: *mut u8, len: usize) {
-    let start = (data as usize).next_multiple_of(HUGE_PAGE);
-    let end = (data as usize).saturating_add(len) / HUGE_PAGE * HUGE_PAGE;
-    if end <= start {
-        return;
-    }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: the range lies inside memory the caller owns; MADV_HUGEPAGE leaves contents and
-    // mappings as they are. Its result is ignored: failing only means small pages.
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-    }
+    advise(data, len, HUGE_PAGE, Advice::HugePages);
 }
 
 /// Faults in untouched memory `data..data+len` (its whole 4 KiB pages) in one call, ahead of
 /// the writes. A hint: where the kernel lacks it (before 5.14), the writes fault as usual.
 pub fn populate(data: *mut u8, len: usize) {
-    const PAGE: usize = 4096;
-    let start = (data as usize).next_multiple_of(PAGE);
-    let end = (data as usize).saturating_add(len) / PAGE * PAGE;
+    advise(data, len, 4096, Advice::Populate);
+}
+
+#[derive(Clone, Copy)]
+enum Advice {
+    HugePages,
+    Populate,
+}
+
+/// `madvise` over the whole `page`-sized pages inside `data..data+len`; its result is ignored.
+fn advise(data: *mut u8, len: usize, page: usize, advice: Advice) {
+    let start = (data as usize).next_multiple_of(page);
+    let end = (data as usize).saturating_add(len) / page * page;
     if end <= start {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: the range lies inside memory the caller owns; MADV_POPULATE_WRITE only faults
-    // pages in (zeroed where new, contents kept where present). Failure changes nothing.
-    unsafe {
-        libc::madvise(
-            start as *mut libc::c_void,
-            end - start,
-            libc::MADV_POPULATE_WRITE,
-        );
+    {
+        let flag = match advice {
+            Advice::HugePages => libc::MADV_HUGEPAGE,
+            Advice::Populate => libc::MADV_POPULATE_WRITE,
+        };
+        // SAFETY: the range lies inside memory the caller owns. MADV_HUGEPAGE leaves contents
+        // and mappings as they are; MADV_POPULATE_WRITE only faults pages in (zeroed where new,
+        // contents kept where present). Failing changes nothing but speed.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, flag);
+        }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = advice;
 }
 
 #[cfg(test)]
