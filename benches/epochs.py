@@ -4,7 +4,11 @@ epoch, and how long each object's `read()` took in the first — for A/B runs of
     W=~/.cache/osstorchconnector-bench
     $W/harness/bin/python benches/servers.py --root $W/data/root &   # prints the fast port
     .venv/bin/python benches/epochs.py --endpoint http://127.0.0.1:PORT --prefix large/ \\
-        --cred-path $W/work/cred.json [--config-path FILE] [--epochs 3]
+        --cred-path $W/work/cred.json [--config-path FILE] [--epochs 3] [--kept]
+
+With --kept, each epoch first collects the objects (the loop moves past each one, so its rest is
+no longer streamed) and then reads them whole by range: the rate of kept, copied or unpickled
+objects, to set beside the streamed one.
 
 Run it several times, alternating the variants: each run is a new process, so the first epoch
 shows start-up costs and the later ones the steady rate (see BENCHMARKS.md, "Warm row").
@@ -28,6 +32,7 @@ def main() -> None:
     p.add_argument("--config-path", default="")
     p.add_argument("--region", default="cn-hangzhou")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--kept", action="store_true", help="collect the objects, then read them")
     a = p.parse_args()
     ds = OssIterableDataset.from_prefix(
         f"oss://{a.bucket}/{a.prefix}",
@@ -42,7 +47,7 @@ def main() -> None:
         start = time.perf_counter()
         total = 0
         reads: list[float] = []
-        for obj in ds:
+        for obj in list(ds) if a.kept else ds:
             began = time.perf_counter()
             total += len(obj.read())
             reads.append(time.perf_counter() - began)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._core import Body, Client, reset_log_cache
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 log = logging.getLogger("osstorchconnector")
 
@@ -78,3 +81,6 @@ class RangeFetcher:
 
     def __call__(self, bucket: str, key: str, start: int, end: int) -> Body:
         return self._factory.get().get_range(bucket, key, start, end)
+
+    def read_into(self, bucket: str, key: str, start: int, buffer: Buffer) -> None:
+        self._factory.get().read_span_into(bucket, key, start, buffer)

@@ -68,6 +68,10 @@ class RangeReader(Protocol):
 
     def __call__(self, bucket: str, key: str, start: int, end: int) -> Body: ...
 
+    def read_into(self, bucket: str, key: str, start: int, buffer: Buffer) -> None:
+        """Bytes ``start:start+len(buffer)`` straight into ``buffer``, several parts at once."""
+        ...
+
 
 class DataObject(io.BufferedIOBase):
     """An object fetched from OSS: its key, size, label and a file-like view of its bytes.
@@ -154,7 +158,10 @@ class DataObject(io.BufferedIOBase):
                 if not 0 <= offset < len(self._chunk):
                     if self._read_rest_into(target, done, total):
                         return total
-                    self._load(self._pos)
+                    if not self._take_streamed(self._pos):
+                        if self._read_ranges_into(target, done, total):
+                            return total
+                        self._load_range(self._pos)
                     offset = self._pos - self._chunk_start
                 n = self._chunk.readinto(offset, target[done:total])
                 done += n
@@ -232,8 +239,21 @@ class DataObject(io.BufferedIOBase):
         self._rest_next = self._pos = self._size
         return True
 
-    def _load(self, pos: int) -> Body:
-        """Makes the chunk cover ``pos`` (< size): from the stream if reading on, else by range."""
+    def _read_ranges_into(self, target: memoryview, start: int, end: int) -> bool:
+        """Reads ``target[start:end]`` from the position by range, its parts fetched at once,
+        when the stream is done with this object and more than one part is wanted."""
+        if self._rest is not None or self._ranges is None:
+            return False
+        if end - start <= self._ranges.chunk_size:
+            return False  # one range, kept as the chunk for the reads that follow
+        with target[start:end] as piece:
+            self._ranges.read_into(self._bucket, self._key, self._pos, piece)
+        self._pos += end - start
+        return True
+
+    def _take_streamed(self, pos: int) -> bool:
+        """Makes the chunk cover ``pos`` (< size) from the stream while it is still on this
+        object; False once the stream has nothing more for it."""
         while self._rest is not None and pos >= self._rest_next:
             part = self._rest.next_part()
             if part is None:
@@ -245,7 +265,11 @@ class DataObject(io.BufferedIOBase):
             self._rest_next = offset + len(data)
             if pos < self._rest_next:
                 self._chunk, self._chunk_start = data, offset
-                return data
+                return True
+        return False
+
+    def _load_range(self, pos: int) -> Body:
+        """Makes the chunk cover ``pos`` (< size) with one range request."""
         if self._ranges is None:
             raise OssError(
                 f"{self._describe()}: byte {pos} is no longer available from the stream",

@@ -19,6 +19,7 @@ pub mod retry;
 pub mod runtime;
 pub mod session;
 pub mod sign;
+pub mod span_read;
 pub mod stream;
 pub mod throttle;
 pub mod uri;

@@ -110,6 +110,80 @@ def test_objects_kept_after_the_loop_read_by_range(
         assert oss_server.stats()["requests"] >= 7, "the rest of large objects is read by range"
 
 
+def test_a_kept_object_fetches_its_parts_at_once(
+    oss_server: OssServer, bucket: str, big: dict[str, bytes], small_parts: dict[str, Any]
+) -> None:
+    """Read after the loop moved on, the rest of a 7 MiB object goes as 1 MiB ranges, up to
+    prefetchConcurrency (4) at a time, each fetched once and written where it belongs."""
+    data = big["big/f-seven"]
+    uris = [f"oss://{bucket}/big/f-seven", f"oss://{bucket}/big/a-small"]
+    # The loop moves past the object (and its parts) to the next one.
+    kept, _small = OssIterableDataset.from_objects(uris, **small_parts)
+    oss_server.control("POST", "delay", {"delay_ms": 50})  # so that requests overlap
+    try:
+        oss_server.reset_stats()
+        assert kept.read(10) == data[:10]  # within the first part, kept from the stream
+        assert kept.read() == data[10:]
+        whole = oss_server.stats()
+        kept.seek(MIB // 2)
+        buf = bytearray(5 * MIB)
+        assert kept.readinto(buf) == len(buf)
+        assert buf == data[MIB // 2 : MIB // 2 + 5 * MIB]
+    finally:
+        oss_server.control("POST", "delay", {"delay_ms": 0})
+    assert whole["requests_by_method"]["GET"] == 7, whole  # bytes 1 MiB.. in 1 MiB parts
+    assert 3 <= whole["max_in_flight"] <= 4 + 1, whole
+    assert oss_server.stats()["requests_by_method"]["GET"] == 7 + 5, "then 5 MiB from 0.5"
+
+
+def test_kept_objects_resume_broken_parts(
+    oss_server: OssServer, bucket: str, big: dict[str, bytes], small_parts: dict[str, Any]
+) -> None:
+    for ds in datasets(bucket, small_parts):
+        kept = list(ds)
+        oss_server.reset_stats()
+        oss_server.set_faults(
+            seed=11, bucket=bucket, keys_prefix="big/", p_reset=0.2, p_truncate=0.2, p_503=0.1
+        )
+        try:
+            assert [(o.key, o.read()) for o in kept] == list(big.items())
+            assert oss_server.faults()["state"]["faultable_requests"] > 10
+        finally:
+            oss_server.clear_faults()
+
+
+def test_a_kept_object_failing_for_good_names_itself(
+    oss_server: OssServer, bucket: str, big: dict[str, bytes], tmp_path: Path
+) -> None:
+    config = tmp_path / "strict.json"
+    config.write_text(
+        json.dumps(
+            {
+                "datasetConfig": {"prefetchUnitMB": 1, "prefetchConcurrency": 3},
+                "retryConfig": {"maxAttempts": 1},
+            }
+        )
+    )
+    ds = OssIterableDataset.from_objects(
+        [f"oss://{bucket}/big/f-seven", f"oss://{bucket}/big/a-small"],
+        endpoint=oss_server.endpoint,
+        region=oss_server.region,
+        cred_path=str(oss_server.write_cred_file(tmp_path / "cred.json")),
+        config_path=str(config),
+    )
+    kept, _small = ds  # the loop moved past the large object
+    oss_server.set_faults(bucket=bucket, keys_prefix="big/f-seven", p_503=1.0)
+    try:
+        with pytest.raises(OssError) as info:
+            kept.read()
+    finally:
+        oss_server.clear_faults()
+    assert "big/f-seven" in str(info.value)
+    assert "503" in str(info.value)
+    kept.seek(0)
+    assert kept.read() == big["big/f-seven"], "a failed read leaves the object readable"
+
+
 def test_large_copy_pickles_and_reads_in_a_fresh_client(
     bucket: str, big: dict[str, bytes], small_parts: dict[str, Any]
 ) -> None:
@@ -270,7 +344,8 @@ def test_a_part_failing_for_good_fails_the_read_with_its_name(
         oss_server.clear_faults()
 
 
-def test_ctrl_c_interrupts_a_whole_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept", [False, True], ids=["streamed", "kept"])
+def test_ctrl_c_interrupts_a_whole_read(tmp_path: Path, kept: bool) -> None:
     # Its own server: the test stalls every request.
     srv = start_oss_server(tmp_path / "root")
     try:
@@ -278,21 +353,24 @@ def test_ctrl_c_interrupts_a_whole_read(tmp_path: Path) -> None:
             __import__("alibabacloud_oss_v2").PutBucketRequest(bucket="interrupted-read")
         )
         srv.put("interrupted-read", "big", os.urandom(7 * MIB))
-        _interrupt_a_whole_read(srv, tmp_path)
+        srv.put("interrupted-read", "small", b"x")
+        _interrupt_a_whole_read(srv, tmp_path, kept)
     finally:
         stop_oss_server(srv)
 
 
-def _interrupt_a_whole_read(srv: OssServer, tmp_path: Path) -> None:
+def _interrupt_a_whole_read(srv: OssServer, tmp_path: Path, kept: bool) -> None:
     config = tmp_path / "slow.json"
     config.write_text(json.dumps({"datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 2}}))
     cred = srv.write_cred_file(tmp_path / "cred.json")
+    # Kept: the loop has moved on to the small object, so the big one is read by range.
+    take = "obj, _ = ds" if kept else "obj = next(iter(ds))"
     script = f"""
 import sys
 from osstorchconnector import OssIterableDataset
-ds = OssIterableDataset.from_objects("oss://interrupted-read/big", endpoint="{srv.endpoint}",
-    region="{srv.region}", cred_path="{cred}", config_path="{config}")
-obj = next(iter(ds))
+ds = OssIterableDataset.from_objects(["oss://interrupted-read/big", "oss://interrupted-read/small"],
+    endpoint="{srv.endpoint}", region="{srv.region}", cred_path="{cred}", config_path="{config}")
+{take}
 print("first part", flush=True)
 sys.stdin.readline()
 try:

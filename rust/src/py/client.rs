@@ -7,12 +7,14 @@ use pyo3::types::PyIterator;
 
 use super::body::PyBody;
 use super::credential_provider::PyCredentialProvider;
+use super::fill::fill_buffer;
 use super::object_stream::PyObjectStream;
 use super::wait::wait;
 use crate::chunks::Chunks;
 use crate::error::Error;
 use crate::get::ByteRange;
 use crate::session::{Session, SessionBuilder};
+use crate::span_read::{read_span_into, Span, SpanPlan};
 use crate::stream::{ObjectStream, Shard};
 use crate::uri::OssUri;
 
@@ -154,6 +156,37 @@ impl PyClient {
         let range = Some(ByteRange { start, end });
         let out = wait(py, &runtime, client.get_range(bucket, key, range, None))??;
         Ok(PyBody::new(out.body))
+    }
+
+    /// Reads bytes `start..start+len(buffer)` of an object into the writable, contiguous byte
+    /// buffer `buffer`: parts of `part_size` fetched at once (up to `prefetchConcurrency`),
+    /// each straight into its place.
+    fn read_span_into(
+        &self,
+        py: Python<'_>,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        buffer: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let settings = self.session.stream_settings();
+        let plan = SpanPlan {
+            part_size: settings.part_size,
+            concurrency: settings.concurrency,
+        };
+        let handle = runtime.handle().clone();
+        let span = Span { bucket, key, start };
+        fill_buffer(
+            py,
+            &runtime,
+            buffer,
+            "read_span_into",
+            |dst, writers| async move {
+                read_span_into(&client, &handle, span, dst, plan, &writers).await
+            },
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -4,6 +4,7 @@ mod body;
 mod client;
 mod credential_provider;
 mod errors;
+mod fill;
 mod object_stream;
 mod wait;
 

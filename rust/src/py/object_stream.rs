@@ -3,16 +3,14 @@
 
 use std::sync::Arc;
 
-use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 use tokio::runtime::Runtime;
 use tokio::sync::Mutex;
 
 use super::body::PyBody;
+use super::fill::fill_buffer;
 use super::wait::wait;
-use crate::destination::{Destination, Writers};
 use crate::stream::{ObjectRequest, ObjectStream};
 use crate::uri::OssUri;
 
@@ -149,28 +147,19 @@ impl PartReader {
         offset: u64,
         buffer: &Bound<'_, PyAny>,
     ) -> PyResult<u64> {
-        let target = PyBuffer::<u8>::get(buffer)?;
-        if target.readonly() || !target.is_c_contiguous() {
-            return Err(PyBufferError::new_err(
-                "read_rest_into needs a writable, contiguous buffer",
-            ));
-        }
-        // SAFETY: `target` keeps the buffer exported until this function returns, so it can be
-        // neither freed nor resized (as for socket.recv_into, other threads writing into it at
-        // the same time is the caller's race); every download given a piece of it has stopped
-        // before we return (`stopped` below).
-        let dst = unsafe { Destination::new(target.buf_ptr().cast::<u8>(), target.len_bytes()) };
-        let writers = Arc::new(Writers::default());
         let seq = self.seq;
-        let result = wait(py, &self.runtime, async {
-            self.stream
-                .lock()
-                .await
-                .read_rest_into(seq, offset, dst, &writers)
-                .await
-        });
-        // Success, error or Ctrl-C: no download may still write into the buffer once we return.
-        py.detach(|| self.runtime.block_on(writers.stopped()));
-        Ok(result??)
+        fill_buffer(
+            py,
+            &self.runtime,
+            buffer,
+            "read_rest_into",
+            |dst, writers| async move {
+                self.stream
+                    .lock()
+                    .await
+                    .read_rest_into(seq, offset, dst, &writers)
+                    .await
+            },
+        )
     }
 }

@@ -1,0 +1,129 @@
+//! Reading a span of one object straight into the caller's memory, in ranged parts fetched at
+//! once: how an object is read after its stream has moved on (kept, copied or unpickled
+//! objects), so that such reads are as fast as streamed ones rather than one part at a time.
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio::task::JoinSet;
+
+use crate::client::OssClient;
+use crate::destination::{Destination, Writers};
+use crate::error::{Error, Result};
+use crate::get::ByteRange;
+
+/// Which bytes of which object.
+#[derive(Debug, Clone, Copy)]
+pub struct Span<'a> {
+    /// Bucket of the object.
+    pub bucket: &'a str,
+    /// Key of the object.
+    pub key: &'a str,
+    /// Offset of the span's first byte in the object.
+    pub start: u64,
+}
+
+/// How a span is cut and fetched.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanPlan {
+    /// Bytes per ranged GET (the last may be shorter).
+    pub part_size: u64,
+    /// GETs in flight at once, at most (the client's throttle may allow fewer).
+    pub concurrency: usize,
+}
+
+/// `(start, end)` of each part of `range` cut into `part_size` pieces.
+fn parts(range: ByteRange, part_size: u64) -> Vec<ByteRange> {
+    let step = part_size.max(1);
+    let mut out = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        let end = range.end.min(start.saturating_add(step));
+        out.push(ByteRange { start, end });
+        start = end;
+    }
+    out
+}
+
+/// Downloads bytes `span.start..span.start+dst.len()` of the object into `dst`, in parts of
+/// `plan.part_size` with up to `plan.concurrency` in flight, each written where it belongs.
+///
+/// Every download counts itself in `writers` while it runs: the caller must wait for
+/// [`Writers::stopped`] before it releases the memory — after an error, or after dropping this
+/// future (which aborts the downloads), as well.
+///
+/// # Errors
+/// The first failing part's error (its object named); the other parts are then cancelled.
+pub async fn read_span_into(
+    client: &Arc<OssClient>,
+    runtime: &Handle,
+    span: Span<'_>,
+    dst: Destination,
+    plan: SpanPlan,
+    writers: &Arc<Writers>,
+) -> Result<()> {
+    let start = span.start;
+    let end = start
+        .checked_add(dst.len() as u64)
+        .ok_or_else(|| Error::Internal(format!("a span from {start} overflows")))?;
+    let mut pending = Vec::new();
+    let mut rest = dst;
+    for range in parts(ByteRange { start, end }, plan.part_size) {
+        let (piece, tail) = rest.split((range.end - range.start) as usize);
+        pending.push((range, piece));
+        rest = tail;
+    }
+    // Started in order, so the span fills from its front.
+    pending.reverse();
+    // Dropping the set (an error, Ctrl-C) aborts every download still running.
+    let mut running = JoinSet::new();
+    let slots = plan.concurrency.max(1);
+    loop {
+        while running.len() < slots {
+            let Some((range, piece)) = pending.pop() else {
+                break;
+            };
+            let client = client.clone();
+            let (bucket, key) = (span.bucket.to_owned(), span.key.to_owned());
+            let writer = writers.enter();
+            running.spawn_on(
+                async move {
+                    let _writing = writer;
+                    client
+                        .get_range_into(&bucket, &key, range, None, piece)
+                        .await
+                },
+                runtime,
+            );
+        }
+        let Some(joined) = running.join_next().await else {
+            return Ok(());
+        };
+        joined.unwrap_or_else(|e| Err(Error::Internal(format!("download task failed: {e}"))))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(start: u64, end: u64, part: u64) -> Vec<(u64, u64)> {
+        parts(ByteRange { start, end }, part)
+            .into_iter()
+            .map(|r| (r.start, r.end))
+            .collect()
+    }
+
+    #[test]
+    fn parts_cover_the_span_exactly() {
+        assert_eq!(cut(0, 10, 4), [(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(cut(5, 13, 4), [(5, 9), (9, 13)]);
+        assert_eq!(cut(7, 7, 4), []);
+        assert_eq!(
+            cut(0, 3, 0),
+            [(0, 1), (1, 2), (2, 3)],
+            "a zero part size still ends"
+        );
+        assert_eq!(cut(u64::MAX - 2, u64::MAX, 8), [(u64::MAX - 2, u64::MAX)]);
+    }
+}
