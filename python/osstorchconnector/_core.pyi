@@ -100,7 +100,8 @@ class PartReader:
         that long); 0 when the stream has moved on or the sizes do not match."""
         ...
 
-_StreamItem = tuple[str, str, int, str, Body, PartReader | None]
+# first_part is the object itself as ``bytes`` when the pipeline wrote it whole into one.
+_StreamItem = tuple[str, str, int, str, Body | bytes, PartReader | None]
 
 @final
 class ObjectStream(Iterator[_StreamItem]):

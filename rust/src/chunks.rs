@@ -4,17 +4,22 @@
 //! socket was read into, so keeping them saves a pass over every byte and an allocation per
 //! body. A large body is gathered into a recycled buffer instead ([`crate::buffer_pool`]): its
 //! pieces would pin many socket buffers, and fresh memory of that size costs more in page faults
-//! than the copy. Either way the one copy Python needs gathers from [`Chunks`].
+//! than the copy. Either way the one copy Python needs gathers from [`Chunks`] — unless the
+//! caller lent memory for the whole body ([`crate::lent`]): then the body is written there and
+//! handed back as it is.
 
 use bytes::Bytes;
 
 use crate::buffer_pool::{PooledBuf, POOLED_FROM};
+use crate::lent::{Lent, Owner};
 
 /// An immutable sequence of byte pieces, read as one run of bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Chunks {
     pieces: Vec<Bytes>,
     len: usize,
+    /// Set when the bytes are exactly the whole of some lent memory.
+    lent: Option<Owner>,
 }
 
 impl Chunks {
@@ -39,6 +44,11 @@ impl Chunks {
     /// True when there are no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The owner of the lent memory these bytes fill entirely, if they are that.
+    pub fn lent(&self) -> Option<&Owner> {
+        self.lent.as_ref()
     }
 
     /// Bytes `start..end` (clamped to what exists), sharing the pieces' memory.
@@ -93,6 +103,13 @@ pub enum Receiving {
     Pieces(Chunks),
     /// Copied into a recycled buffer.
     Gathered(PooledBuf),
+    /// Copied into lent memory.
+    Lent {
+        /// Where the body goes.
+        memory: Lent,
+        /// Bytes written so far.
+        written: usize,
+    },
 }
 
 impl Receiving {
@@ -105,12 +122,40 @@ impl Receiving {
         }
     }
 
+    /// Ready for a body to be written into `memory`.
+    pub fn into_lent(mut memory: Lent) -> Self {
+        memory.populate();
+        Receiving::Lent { memory, written: 0 }
+    }
+
     /// Appends what the socket delivered.
     pub fn push(&mut self, piece: Bytes) {
         match self {
             Receiving::Pieces(chunks) => chunks.push(piece),
             Receiving::Gathered(buf) => buf.extend_from_slice(&piece),
+            Receiving::Lent { memory, written } => {
+                if memory.write(*written, &piece) {
+                    *written += piece.len();
+                } else {
+                    self.spill(&piece);
+                }
+            }
         }
+    }
+
+    /// More arrived than was lent (the object grew since it was listed): carries on in a
+    /// buffer of our own, the lent memory only read from here on.
+    fn spill(&mut self, piece: &[u8]) {
+        let Receiving::Lent { memory, written } =
+            std::mem::replace(self, Receiving::Pieces(Chunks::new()))
+        else {
+            return;
+        };
+        let (so_far, _) = memory.into_bytes(written);
+        let mut buf = PooledBuf::with_capacity(so_far.len() + piece.len());
+        buf.extend_from_slice(&so_far);
+        buf.extend_from_slice(piece);
+        *self = Receiving::Gathered(buf);
     }
 
     /// Bytes received so far.
@@ -118,6 +163,7 @@ impl Receiving {
         match self {
             Receiving::Pieces(chunks) => chunks.len(),
             Receiving::Gathered(buf) => buf.len(),
+            Receiving::Lent { written, .. } => *written,
         }
     }
 
@@ -131,12 +177,23 @@ impl Receiving {
         match self {
             Receiving::Pieces(chunks) => chunks,
             Receiving::Gathered(buf) => Chunks::from(buf.freeze()),
+            Receiving::Lent { memory, written } => {
+                let whole = written == memory.len();
+                let (bytes, owner) = memory.into_bytes(written);
+                let mut chunks = Chunks::from(bytes);
+                if whole {
+                    chunks.lent = Some(owner);
+                }
+                chunks
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
 
     impl Chunks {
@@ -223,6 +280,51 @@ mod tests {
         let gathered = large.finish();
         assert_eq!(gathered.pieces().len(), 1);
         assert_eq!(&gathered.to_bytes()[..], &[3u8; 2000][..]);
+    }
+
+    fn lend(len: usize) -> (Lent, Arc<Mutex<Vec<u8>>>) {
+        let memory = Arc::new(Mutex::new(vec![0u8; len]));
+        let ptr = memory.lock().unwrap().as_mut_ptr();
+        // SAFETY: the vector is never resized and only written through the `Lent`.
+        (unsafe { Lent::new(ptr, len, memory.clone()) }, memory)
+    }
+
+    #[test]
+    fn a_body_filling_lent_memory_comes_back_as_it() {
+        let (lent, memory) = lend(6);
+        let mut body = Receiving::into_lent(lent);
+        body.push(Bytes::from_static(b"abc"));
+        body.push(Bytes::from_static(b"def"));
+        assert_eq!(body.len(), 6);
+        let done = body.finish();
+        assert_eq!(&done.to_bytes()[..], b"abcdef");
+        assert_eq!(&memory.lock().unwrap()[..], b"abcdef", "written in place");
+        let owner = done.lent().expect("marked as the lent memory").clone();
+        assert!(owner.downcast::<Mutex<Vec<u8>>>().is_ok());
+        assert!(
+            done.slice(1, 6).lent().is_none(),
+            "a slice is not the whole"
+        );
+    }
+
+    #[test]
+    fn a_body_short_of_or_beyond_lent_memory_is_not_handed_back_as_it() {
+        let (lent, _memory) = lend(6);
+        let mut short = Receiving::into_lent(lent);
+        short.push(Bytes::from_static(b"abc"));
+        let short = short.finish();
+        assert_eq!(&short.to_bytes()[..], b"abc");
+        assert!(short.lent().is_none());
+
+        let (lent, memory) = lend(4);
+        let mut long = Receiving::into_lent(lent);
+        long.push(Bytes::from_static(b"abc"));
+        long.push(Bytes::from_static(b"defg"));
+        assert_eq!(long.len(), 7);
+        let long = long.finish();
+        assert_eq!(&long.to_bytes()[..], b"abcdefg");
+        assert!(long.lent().is_none());
+        assert_eq!(Arc::strong_count(&memory), 1, "the lent memory is let go");
     }
 
     proptest::proptest! {

@@ -9,6 +9,7 @@ use crate::chunks::{Chunks, Receiving};
 use crate::client::{target, transport_error, OssClient};
 use crate::destination::Destination;
 use crate::error::{Error, Result};
+use crate::lent::Lent;
 use crate::sign::RequestHead;
 
 /// Bytes `start..end` (end exclusive) of an object.
@@ -61,6 +62,24 @@ impl OssClient {
         range: Option<ByteRange>,
         if_match: Option<&str>,
     ) -> Result<GetOutput> {
+        self.get_range_lent(bucket, key, range, if_match, None)
+            .await
+    }
+
+    /// As [`OssClient::get_range`]; a whole object of exactly `lent.len()` bytes is written into
+    /// `lent` and comes back in it ([`Chunks::lent`]). Anything else (another size, a retry
+    /// after a CRC mismatch) is received as usual, the lent memory let go.
+    ///
+    /// # Errors
+    /// As [`OssClient::get_range`].
+    pub async fn get_range_lent(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+        if_match: Option<&str>,
+        mut lent: Option<Lent>,
+    ) -> Result<GetOutput> {
         let mut ctx = self.retry_context();
         let mut partial: Option<Partial> = None;
         let mut unranged_retry = false;
@@ -81,7 +100,7 @@ impl OssClient {
                 }
                 other => other?,
             };
-            match read_into(&head, response, asked, &mut partial).await {
+            match read_into(&head, response, asked, &mut partial, &mut lent).await {
                 Ok(()) => {
                     if let Some(p) = partial.take() {
                         return Ok(p.finish(range));
@@ -277,6 +296,7 @@ async fn read_into(
     mut response: reqwest::Response,
     asked: Option<ByteRange>,
     partial: &mut Option<Partial>,
+    lent: &mut Option<Lent>,
 ) -> Result<()> {
     let protocol = |reason: String| Error::Protocol {
         target: target(head),
@@ -308,8 +328,12 @@ async fn read_into(
         }
         None
     } else {
+        let body = match lent.take() {
+            Some(memory) if length == Some(memory.len() as u64) => Receiving::into_lent(memory),
+            _ => Receiving::for_length(length.unwrap_or(0).min(1 << 30) as usize),
+        };
         Some(Partial {
-            body: Receiving::for_length(length.unwrap_or(0).min(1 << 30) as usize),
+            body,
             offset: 0,
             end: length.unwrap_or(u64::MAX),
             object_size: length.unwrap_or(0),

@@ -13,6 +13,7 @@ pub mod destination;
 pub mod endpoint;
 pub mod error;
 pub mod get;
+pub mod lent;
 pub mod list;
 pub mod memory;
 pub mod retry;

@@ -25,6 +25,7 @@ use crate::client::OssClient;
 use crate::destination::{Destination, Writers};
 use crate::error::{Error, Result};
 use crate::get::{ByteRange, GetOutput};
+use crate::lent::Lent;
 use crate::list::Lister;
 
 /// One object to fetch.
@@ -101,7 +102,7 @@ pub struct StreamSettings {
 }
 
 enum Queued {
-    Object(ObjectRequest),
+    Object(ObjectRequest, Option<Lent>),
     Error(Error),
 }
 
@@ -111,6 +112,8 @@ struct Job {
     range: Option<ByteRange>,
     reserve: u64,
     etag: Option<String>,
+    /// Memory lent for the whole body (see [`ObjectStream::lend`]).
+    lent: Option<Lent>,
 }
 
 type Fetched = Result<(GetOutput, Reservation)>;
@@ -172,6 +175,14 @@ struct Slot {
     request: Arc<ObjectRequest>,
     outcome: Outcome,
 }
+
+/// Objects whose whole bodies are written into lent memory are at least this long: smaller
+/// ones keep the socket's pieces (no copy in Rust, see [`crate::chunks`]).
+pub const LEND_FROM: u64 = crate::buffer_pool::POOLED_FROM as u64;
+
+/// Objects lent memory beyond those the budget has room for now: they start as the objects
+/// handed to Python since give their share back.
+pub const LEND_BEYOND_ROOM: usize = 2;
 
 /// Listed objects buffered ahead of the GETs: a few pages, so listing never stalls the
 /// pipeline and a huge prefix never fills memory.
@@ -258,7 +269,7 @@ impl ObjectStream {
 
     /// Queues one object after those already queued.
     pub fn push(&mut self, request: ObjectRequest) {
-        self.queued.push_back(Queued::Object(request));
+        self.queued.push_back(Queued::Object(request, None));
     }
 
     /// Queues an error to be reported at this position (e.g. an invalid URI in the input).
@@ -270,6 +281,71 @@ impl ObjectStream {
     pub fn wants(&self) -> usize {
         let queued = self.queued.len() + self.slots.len();
         (self.settings.concurrency * 2).saturating_sub(queued)
+    }
+
+    /// Waits, at the start, until the first object to fetch is known (the listing's first
+    /// answer), so that memory can be lent for the first requests too.
+    pub async fn wait_for_input(&mut self) {
+        if !(self.queued.is_empty() && self.jobs.is_empty() && self.slots.is_empty()) {
+            return;
+        }
+        if let Some(listed) = self.listed.as_mut() {
+            match listed.recv().await {
+                Some(item) => self.queued.push_back(item),
+                None => self.listed = None,
+            }
+        }
+    }
+
+    /// Asks for memory to write whole bodies into: `provide(len)` is called for each object
+    /// next in line, within the room the budget has now and [`LEND_BEYOND_ROOM`] objects
+    /// more, that is fetched whole (known size, at most one part) and at least [`LEND_FROM`]
+    /// bytes long. Its GET writes the body into what `provide` returns, and the object's first
+    /// part comes back in it ([`Chunks::lent`](crate::chunks::Chunks::lent)).
+    pub fn lend(&mut self, mut provide: impl FnMut(usize) -> Option<Lent>) {
+        let part = self.settings.part_size;
+        let mut room = self.budget.available();
+        let mut beyond = LEND_BEYOND_ROOM;
+        let mut in_line = |reserve: u64| {
+            if room > 0 {
+                room = room.saturating_sub(i64::try_from(reserve).unwrap_or(i64::MAX));
+                true
+            } else if beyond > 0 {
+                beyond -= 1;
+                true
+            } else {
+                false
+            }
+        };
+        let wants = |size: u64| (LEND_FROM..=part).contains(&size);
+        for job in self.jobs.iter_mut() {
+            if !in_line(job.reserve) {
+                return;
+            }
+            if job.range.is_none() && job.lent.is_none() && wants(job.reserve) {
+                job.lent = usize::try_from(job.reserve).ok().and_then(&mut provide);
+            }
+        }
+        let mut at = 0;
+        loop {
+            if at == self.queued.len() {
+                // Further objects already listed, taken in order (as `expand_next` would).
+                match self.listed.as_mut().map(|rx| rx.try_recv()) {
+                    Some(Ok(item)) => self.queued.push_back(item),
+                    _ => return,
+                }
+            }
+            if let Some(Queued::Object(request, lent)) = self.queued.get_mut(at) {
+                let size = request.size;
+                if !in_line(size.unwrap_or(part)) {
+                    return;
+                }
+                if let Some(size) = size.filter(|s| lent.is_none() && wants(*s)) {
+                    *lent = usize::try_from(size).ok().and_then(&mut provide);
+                }
+            }
+            at += 1;
+        }
     }
 
     /// The next object's first part, in input order; `None` when everything queued has been
@@ -602,7 +678,7 @@ impl ObjectStream {
                 request: Arc::new(ObjectRequest::default()),
                 outcome: Outcome::Failed(error),
             }),
-            Queued::Object(request) => {
+            Queued::Object(request, lent) => {
                 let request = Arc::new(request);
                 let part = self.settings.part_size;
                 match request.size {
@@ -616,6 +692,7 @@ impl ObjectStream {
                         range: None,
                         reserve: size,
                         etag: None,
+                        lent,
                     }),
                     None => self.jobs.push_back(Job {
                         seq,
@@ -626,6 +703,7 @@ impl ObjectStream {
                         }),
                         reserve: part,
                         etag: None,
+                        lent: None,
                     }),
                 }
             }
@@ -654,6 +732,7 @@ impl ObjectStream {
                 range: Some(ByteRange { start, end }),
                 reserve: end - start,
                 etag: etag.clone(),
+                lent: None,
             });
             start = end;
         }
@@ -672,11 +751,12 @@ impl ObjectStream {
             // Dropped when the request ends or is aborted: either way it no longer runs.
             let _running = running;
             let result = client
-                .get_range(
+                .get_range_lent(
                     &request.bucket,
                     &request.key,
                     job.range,
                     job.etag.as_deref(),
+                    job.lent,
                 )
                 .await;
             if let Ok(out) = &result {
@@ -760,7 +840,7 @@ async fn list_into(
                 size: Some(object.size),
                 etag: Some(object.etag).filter(|e| !e.is_empty()),
             };
-            if tx.send(Queued::Object(request)).await.is_err() {
+            if tx.send(Queued::Object(request, None)).await.is_err() {
                 return;
             }
         }

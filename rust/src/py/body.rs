@@ -81,7 +81,10 @@ impl PyBody {
 ///
 /// # Safety
 /// The caller writes all `len` bytes before anything else can see the object.
-unsafe fn uninit_bytes(py: Python<'_>, len: usize) -> PyResult<(Bound<'_, PyBytes>, *mut u8)> {
+pub(crate) unsafe fn uninit_bytes(
+    py: Python<'_>,
+    len: usize,
+) -> PyResult<(Bound<'_, PyBytes>, *mut u8)> {
     let size = ffi::Py_ssize_t::try_from(len)
         .map_err(|_| PyValueError::new_err(format!("{len} bytes do not fit in a bytes object")))?;
     // SAFETY: a null source asks CPython for an uninitialised bytes object of `size` bytes.

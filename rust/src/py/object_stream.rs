@@ -8,13 +8,45 @@ use pyo3::types::PyIterator;
 use tokio::runtime::Runtime;
 use tokio::sync::Mutex;
 
-use super::body::PyBody;
+use pyo3::types::PyBytes;
+
+use super::body::{uninit_bytes, PyBody};
 use super::fill::fill_buffer;
 use super::wait::wait;
+use crate::chunks::Chunks;
+use crate::lent::{Lent, Owner};
 use crate::stream::{ObjectRequest, ObjectStream};
 use crate::uri::OssUri;
 
-type Item = (String, String, u64, String, PyBody, Option<PartReader>);
+/// `first_part` is a `bytes` when the pipeline wrote the whole object into one lent to it.
+type Item = (String, String, u64, String, Py<PyAny>, Option<PartReader>);
+
+/// A `bytes` lent to the pipeline for an object's body (see [`crate::lent`]).
+struct LentBytes(Py<PyBytes>);
+
+/// Lends the stream new, unfilled `bytes` for the whole bodies it is about to fetch.
+fn lend_bytes(py: Python<'_>, stream: &mut ObjectStream) {
+    stream.lend(|len| {
+        // SAFETY: the object stays private to the pipeline until its download has written all
+        // `len` bytes (`Chunks::lent` is only set then); otherwise it is dropped unseen.
+        let (bytes, data) = unsafe { uninit_bytes(py, len) }.ok()?;
+        let owner: Owner = Arc::new(LentBytes(bytes.unbind()));
+        // SAFETY: `owner` keeps the bytes object, and so its memory, alive; nothing else holds
+        // a reference to it.
+        Some(unsafe { Lent::new(data, len, owner) })
+    });
+}
+
+/// The first part as Python gets it: the filled `bytes` itself when it was lent, else a `Body`.
+fn first_part(py: Python<'_>, body: Chunks) -> PyResult<Py<PyAny>> {
+    if let Some(lent) = body
+        .lent()
+        .and_then(|o| o.clone().downcast::<LentBytes>().ok())
+    {
+        return Ok(lent.0.clone_ref(py).into_any());
+    }
+    Ok(Py::new(py, PyBody::new(body))?.into_any())
+}
 
 /// Iterator over `(bucket, key, size, label, first_part, rest)` in input order; `rest` is a
 /// [`PartReader`] when the object is larger than its first part, else `None`.
@@ -24,6 +56,8 @@ pub(crate) struct PyObjectStream {
     runtime: Arc<Runtime>,
     /// Python iterator of `(uri, label)` still to be queued; `None` once exhausted.
     source: Option<Py<PyIterator>>,
+    /// Whether the first object was asked for.
+    started: bool,
 }
 
 impl PyObjectStream {
@@ -36,6 +70,7 @@ impl PyObjectStream {
             stream: Arc::new(Mutex::new(stream)),
             runtime,
             source,
+            started: false,
         }
     }
 
@@ -81,10 +116,17 @@ impl PyObjectStream {
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Item>> {
         let shared = self.stream.clone();
         let runtime = self.runtime.clone();
+        if !self.started {
+            self.started = true;
+            wait(py, &runtime, async {
+                shared.lock().await.wait_for_input().await
+            })?;
+        }
         {
             // Uncontended unless a PartReader of this stream is reading on another thread.
             let mut stream = py.detach(|| shared.blocking_lock());
             self.refill(py, &mut stream)?;
+            lend_bytes(py, &mut stream);
         }
         let next = wait(py, &runtime, async {
             shared.lock().await.next_object().await
@@ -94,7 +136,7 @@ impl PyObjectStream {
         };
         let start = result?;
         let more = (start.first.body.len() as u64) < start.size;
-        let first = PyBody::new(start.first.body);
+        let first = first_part(py, start.first.body)?;
         let rest = more.then(|| PartReader {
             stream: shared.clone(),
             runtime: runtime.clone(),

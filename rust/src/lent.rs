@@ -1,0 +1,118 @@
+//! Memory a caller lends the pipeline for one whole object: the download writes the body
+//! straight into it, and the caller gets it back as the object's bytes — in Python, a `bytes`
+//! the download filled, so reading the object whole copies nothing more.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// What keeps lent memory alive. The caller recognises its own type again with
+/// [`Chunks::lent`](crate::chunks::Chunks::lent) and a downcast.
+pub type Owner = Arc<dyn Any + Send + Sync>;
+
+/// `len` writable bytes at `ptr`, kept alive by `owner`.
+///
+/// The download holds a clone of `owner` for as long as it may write, so the memory outlives
+/// every write however the download ends (finished, failed or aborted).
+pub struct Lent {
+    ptr: *mut u8,
+    len: usize,
+    owner: Owner,
+}
+
+impl std::fmt::Debug for Lent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lent").field("len", &self.len).finish()
+    }
+}
+
+// SAFETY: a `Lent` is the only handle through which its memory is written (see `new`), and
+// `owner` is Send + Sync; moving it to another thread moves that exclusive access.
+unsafe impl Send for Lent {}
+// SAFETY: shared references only read the length and clone the owner.
+unsafe impl Sync for Lent {}
+
+impl Lent {
+    /// # Safety
+    /// `ptr..ptr+len` stays valid while `owner` is alive, and nothing but this value reads or
+    /// writes it until the bytes come back through [`Chunks::lent`](crate::chunks::Chunks::lent).
+    pub unsafe fn new(ptr: *mut u8, len: usize, owner: Owner) -> Self {
+        Lent { ptr, len, owner }
+    }
+
+    /// Bytes lent.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no bytes were lent.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Faults the memory in with one call ahead of the writes (fresh memory would otherwise
+    /// fault once per page during them; see [`crate::memory::populate`]).
+    pub fn populate(&mut self) {
+        crate::memory::populate(self.ptr, self.len);
+    }
+
+    /// Copies `data` to offset `at`; false (and nothing written) when it does not fit.
+    pub fn write(&mut self, at: usize, data: &[u8]) -> bool {
+        if at.checked_add(data.len()).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        // SAFETY: `at + data.len() <= len`, and this value has exclusive access (see `new`).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(at), data.len()) };
+        true
+    }
+
+    /// The first `filled` bytes (at most all), now written, as shared bytes that keep the owner
+    /// alive; and the owner.
+    pub fn into_bytes(self, filled: usize) -> (Bytes, Owner) {
+        let owner = self.owner.clone();
+        let filled = filled.min(self.len);
+        (Bytes::from_owner(Filled { lent: self, filled }), owner)
+    }
+}
+
+/// Written lent memory, read-only from here on.
+struct Filled {
+    lent: Lent,
+    filled: usize,
+}
+
+impl AsRef<[u8]> for Filled {
+    fn as_ref(&self) -> &[u8] {
+        if self.filled == 0 {
+            return &[];
+        }
+        // SAFETY: the first `filled` bytes were written, the memory lives as long as the owner
+        // this value holds, and nothing writes it any more.
+        unsafe { std::slice::from_raw_parts(self.lent.ptr, self.filled) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_land_in_the_lent_memory_and_come_back_without_a_copy() {
+        let memory: Arc<std::sync::Mutex<Vec<u8>>> = Arc::new(std::sync::Mutex::new(vec![0; 8]));
+        let ptr = memory.lock().unwrap().as_mut_ptr();
+        // SAFETY: the vector is never resized and is only touched through `lent` below.
+        let mut lent = unsafe { Lent::new(ptr, 8, memory.clone()) };
+        assert!(lent.write(0, b"abc"));
+        assert!(lent.write(3, b"defgh"));
+        assert!(!lent.write(6, b"xyz"), "past the end");
+        assert!(!lent.write(usize::MAX, b"x"), "overflowing offset");
+        let (bytes, owner) = lent.into_bytes(8);
+        assert_eq!(&bytes[..], b"abcdefgh");
+        assert_eq!(bytes.as_ptr(), ptr, "the same memory");
+        assert!(owner.downcast::<std::sync::Mutex<Vec<u8>>>().is_ok());
+        assert_eq!(Arc::strong_count(&memory), 2, "the bytes keep it alive");
+        drop(bytes);
+        assert_eq!(Arc::strong_count(&memory), 1);
+    }
+}
