@@ -185,6 +185,18 @@ class OssServer:
         area += level * (end_s - at)
         return {"max": float(peak), "mean": area / (end_s - start_s)}
 
+    def dataset_options(self, folder: Path, config: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for a dataset on this server: credentials and the connector config
+        `config` written as files in `folder`."""
+        config_path = folder / "config.json"
+        config_path.write_text(json.dumps(config), "utf-8")
+        return {
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "cred_path": str(self.write_cred_file(folder / "cred.json")),
+            "config_path": str(config_path),
+        }
+
     def write_cred_file(self, path: str | os.PathLike[str], **overrides: str | None) -> Path:
         """Write the connector's credentials JSON for this server's key.
 

@@ -4,7 +4,6 @@ workers, the seed's DataLoader and image-transform samples, and objects pickled 
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import subprocess
@@ -28,14 +27,9 @@ PREFIX = "EnglistImg/Img/BadImag/Bmp/Sample001/"
 
 @pytest.fixture
 def options(oss_server: OssServer, tmp_path: Path) -> dict[str, Any]:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 16}}))
-    return {
-        "endpoint": oss_server.endpoint,
-        "region": oss_server.region,
-        "cred_path": str(oss_server.write_cred_file(tmp_path / "cred.json")),
-        "config_path": str(config),
-    }
+    return oss_server.dataset_options(
+        tmp_path, {"datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 16}}
+    )
 
 
 @pytest.fixture

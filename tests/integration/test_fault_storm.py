@@ -4,14 +4,12 @@ settings — and throttling narrows the requests in flight, which then recover."
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -123,14 +121,7 @@ def slow(tmp_path: Path) -> Iterator[OssServer]:
 
 def test_throttling_narrows_then_recovers(slow: OssServer, tmp_path: Path) -> None:
     width = 16
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"datasetConfig": {"prefetchConcurrency": width}}))
-    opts: dict[str, Any] = {
-        "endpoint": slow.endpoint,
-        "region": slow.region,
-        "cred_path": str(slow.write_cred_file(tmp_path / "cred.json")),
-        "config_path": str(config),
-    }
+    opts = slow.dataset_options(tmp_path, {"datasetConfig": {"prefetchConcurrency": width}})
     uris = [f"oss://{BUCKET}/t/{i:05d}" for i in range(1500)]
     slow.reset_stats()
     slow.set_faults(

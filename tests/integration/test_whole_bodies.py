@@ -5,7 +5,6 @@ retries, corrupt bodies and abandoned loops alike."""
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 from pathlib import Path
@@ -37,14 +36,9 @@ def objects(oss_server: OssServer, bucket: str) -> dict[str, bytes]:
 
 @pytest.fixture
 def options(oss_server: OssServer, tmp_path: Path) -> dict[str, Any]:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"datasetConfig": {"prefetchUnitMB": 4, "prefetchMB": 16}}))
-    return {
-        "endpoint": oss_server.endpoint,
-        "region": oss_server.region,
-        "cred_path": str(oss_server.write_cred_file(tmp_path / "cred.json")),
-        "config_path": str(config),
-    }
+    return oss_server.dataset_options(
+        tmp_path, {"datasetConfig": {"prefetchUnitMB": 4, "prefetchMB": 16}}
+    )
 
 
 def datasets(bucket: str, options: dict[str, Any]) -> list[OssIterableDataset]:
