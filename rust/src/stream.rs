@@ -185,6 +185,9 @@ pub const LEND_FROM: u64 = crate::buffer_pool::POOLED_FROM as u64;
 /// handed to Python since give their share back.
 pub const LEND_BEYOND_ROOM: usize = 2;
 
+/// Objects looked at per [`ObjectStream::lend`] call, at most.
+const LEND_WALK: usize = 64;
+
 /// Listed objects buffered ahead of the GETs: a few pages, so listing never stalls the
 /// pipeline and a huge prefix never fills memory.
 const LISTED_AHEAD: usize = 4096;
@@ -308,7 +311,13 @@ impl ObjectStream {
         let mut room = self.budget.available();
         let mut free_slots = self.settings.lookahead.saturating_sub(self.slots.len());
         let mut beyond = LEND_BEYOND_ROOM;
+        // Called once per object: small objects, never lent, must not cost a long walk each.
+        let mut walk = LEND_WALK;
         let mut in_line = |reserve: u64| {
+            if walk == 0 {
+                return false;
+            }
+            walk -= 1;
             if room > 0 && free_slots > 0 {
                 room = room.saturating_sub(i64::try_from(reserve).unwrap_or(i64::MAX));
                 free_slots -= 1;
