@@ -104,6 +104,13 @@ class OssServer:
         """Upload through the official SDK (its signature is checked like any other)."""
         self.sdk_client().put_object(oss.PutObjectRequest(bucket=bucket, key=key, body=data))
 
+    def put_random(self, bucket: str, sizes: dict[str, int]) -> dict[str, bytes]:
+        """Uploads random bytes of the given size under each key; returns what was uploaded."""
+        data = {key: os.urandom(size) for key, size in sizes.items()}
+        for key, value in data.items():
+            self.put(bucket, key, value)
+        return data
+
     def generate(self, bucket: str, key: str, size: int, seed: int = 0) -> dict[str, Any]:
         """Create an object server-side with `oss_server.generated_bytes(seed, 0, size)`.
 

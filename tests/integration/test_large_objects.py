@@ -30,10 +30,7 @@ SIZES = {
 
 @pytest.fixture
 def big(oss_server: OssServer, bucket: str) -> dict[str, bytes]:
-    objects = {k: os.urandom(n) for k, n in SIZES.items()}
-    for k, v in objects.items():
-        oss_server.put(bucket, k, v)
-    return objects
+    return oss_server.put_random(bucket, SIZES)
 
 
 @pytest.fixture
@@ -130,23 +127,17 @@ def test_a_kept_object_fetches_its_parts_at_once(
 def test_a_kept_object_failing_for_good_names_itself(
     oss_server: OssServer, bucket: str, big: dict[str, bytes], tmp_path: Path
 ) -> None:
-    config = tmp_path / "strict.json"
-    config.write_text(
-        json.dumps(
-            {
-                "datasetConfig": {"prefetchUnitMB": 1, "prefetchConcurrency": 3},
-                "retryConfig": {"maxAttempts": 1},
-            }
-        )
+    opts = oss_server.dataset_options(
+        tmp_path,
+        {
+            "datasetConfig": {"prefetchUnitMB": 1, "prefetchConcurrency": 3},
+            "retryConfig": {"maxAttempts": 1},
+        },
     )
-    ds = OssIterableDataset.from_objects(
-        [f"oss://{bucket}/big/f-seven", f"oss://{bucket}/big/a-small"],
-        endpoint=oss_server.endpoint,
-        region=oss_server.region,
-        cred_path=str(oss_server.write_cred_file(tmp_path / "cred.json")),
-        config_path=str(config),
-    )
-    kept, _small = ds  # the loop moved past the large object
+    uris = [f"oss://{bucket}/big/f-seven", f"oss://{bucket}/big/a-small"]
+    kept, _small = OssIterableDataset.from_objects(
+        uris, **opts
+    )  # the loop moved past the large object
     oss_server.set_faults(bucket=bucket, keys_prefix="big/f-seven", p_503=1.0)
     try:
         with pytest.raises(OssError) as info:
@@ -239,18 +230,10 @@ def test_whole_reads_go_straight_into_the_result(
     """The budget holds two 1 MiB parts, so parts fetched ahead are at most two or three at a
     time; reading the rest of a 7 MiB object whole sends all its parts at once, up to the
     concurrency, straight into the result — once each."""
-    config = tmp_path / "two-parts.json"
-    config.write_text(
-        json.dumps(
-            {"datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 2, "prefetchConcurrency": 6}}
-        )
+    opts = oss_server.dataset_options(
+        tmp_path,
+        {"datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 2, "prefetchConcurrency": 6}},
     )
-    opts = {
-        "endpoint": oss_server.endpoint,
-        "region": oss_server.region,
-        "cred_path": str(oss_server.write_cred_file(tmp_path / "cred.json")),
-        "config_path": str(config),
-    }
     ds = OssIterableDataset.from_objects(f"oss://{bucket}/big/f-seven", **opts)
     oss_server.control("POST", "delay", {"delay_ms": 50})  # so that requests overlap
     try:
@@ -292,22 +275,15 @@ def test_whole_reads_resume_broken_parts(
 def test_a_part_failing_for_good_fails_the_read_with_its_name(
     oss_server: OssServer, bucket: str, big: dict[str, bytes], tmp_path: Path
 ) -> None:
-    config = tmp_path / "strict.json"
-    config.write_text(
-        json.dumps(
-            {
-                "datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 2, "prefetchConcurrency": 2},
-                "retryConfig": {"maxAttempts": 1},
-            }
-        )
+    opts = oss_server.dataset_options(
+        tmp_path,
+        {
+            "datasetConfig": {"prefetchUnitMB": 1, "prefetchMB": 2, "prefetchConcurrency": 2},
+            "retryConfig": {"maxAttempts": 1},
+        },
     )
-    ds = OssIterableDataset.from_objects(
-        [f"oss://{bucket}/big/f-seven", f"oss://{bucket}/big/a-small"],
-        endpoint=oss_server.endpoint,
-        region=oss_server.region,
-        cred_path=str(oss_server.write_cred_file(tmp_path / "cred.json")),
-        config_path=str(config),
-    )
+    uris = [f"oss://{bucket}/big/f-seven", f"oss://{bucket}/big/a-small"]
+    ds = OssIterableDataset.from_objects(uris, **opts)
     # The first part passes; every later request for the object fails.
     oss_server.set_faults(
         bucket=bucket,

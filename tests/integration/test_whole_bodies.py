@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,7 @@ SIZES = {
 
 @pytest.fixture
 def objects(oss_server: OssServer, bucket: str) -> dict[str, bytes]:
-    data = {k: os.urandom(n) for k, n in SIZES.items()}
-    for k, v in data.items():
-        oss_server.put(bucket, k, v)
-    return data
+    return oss_server.put_random(bucket, SIZES)
 
 
 @pytest.fixture
