@@ -53,6 +53,16 @@ impl Destination {
         }
     }
 
+    /// The bytes as they are now (what has been written, for a holder that wrote them).
+    pub fn as_slice(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: valid memory of `len` bytes (see `new`) that only this handle writes, and
+        // not while this shared borrow lasts.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
     /// The bytes as a slice, to copy into.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         if self.len == 0 {

@@ -21,6 +21,22 @@ pub struct ByteRange {
     pub end: u64,
 }
 
+impl ByteRange {
+    /// The range cut into consecutive pieces of `part_size` bytes (the last may be shorter).
+    pub fn parts(self, part_size: u64) -> impl Iterator<Item = ByteRange> {
+        let step = part_size.max(1);
+        let mut start = self.start;
+        std::iter::from_fn(move || {
+            (start < self.end).then(|| {
+                let end = self.end.min(start.saturating_add(step));
+                let piece = ByteRange { start, end };
+                start = end;
+                piece
+            })
+        })
+    }
+}
+
 /// A downloaded object or part of one.
 #[derive(Debug, Clone)]
 pub struct GetOutput {
@@ -405,6 +421,26 @@ fn crc64_digest() -> crc_fast::Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cut(start: u64, end: u64, part: u64) -> Vec<(u64, u64)> {
+        (ByteRange { start, end })
+            .parts(part)
+            .map(|r| (r.start, r.end))
+            .collect()
+    }
+
+    #[test]
+    fn parts_cover_the_range_exactly() {
+        assert_eq!(cut(0, 10, 4), [(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(cut(5, 13, 4), [(5, 9), (9, 13)]);
+        assert_eq!(cut(7, 7, 4), []);
+        assert_eq!(
+            cut(0, 3, 0),
+            [(0, 1), (1, 2), (2, 3)],
+            "a zero part size still ends"
+        );
+        assert_eq!(cut(u64::MAX - 2, u64::MAX, 8), [(u64::MAX - 2, u64::MAX)]);
+    }
 
     #[test]
     fn crc64_is_crc64_xz() {

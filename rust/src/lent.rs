@@ -7,71 +7,64 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::destination::Destination;
+
 /// What keeps lent memory alive. The caller recognises its own type again with
 /// [`Chunks::lent`](crate::chunks::Chunks::lent) and a downcast.
 pub type Owner = Arc<dyn Any + Send + Sync>;
 
-/// `len` writable bytes at `ptr`, kept alive by `owner`.
+/// Writable memory kept alive by `owner`.
 ///
 /// The download holds a clone of `owner` for as long as it may write, so the memory outlives
 /// every write however the download ends (finished, failed or aborted).
 pub struct Lent {
-    ptr: *mut u8,
-    len: usize,
+    memory: Destination,
     owner: Owner,
 }
 
 impl std::fmt::Debug for Lent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lent").field("len", &self.len).finish()
+        f.debug_struct("Lent").field("len", &self.len()).finish()
     }
 }
-
-// SAFETY: a `Lent` is the only handle through which its memory is written (see `new`), and
-// `owner` is Send + Sync; moving it to another thread moves that exclusive access.
-unsafe impl Send for Lent {}
-// SAFETY: shared references only read the length and clone the owner.
-unsafe impl Sync for Lent {}
 
 impl Lent {
     /// # Safety
     /// `ptr..ptr+len` stays valid while `owner` is alive, and nothing but this value reads or
     /// writes it until the bytes come back through [`Chunks::lent`](crate::chunks::Chunks::lent).
     pub unsafe fn new(ptr: *mut u8, len: usize, owner: Owner) -> Self {
-        Lent { ptr, len, owner }
+        // SAFETY: as promised by the caller; `owner`, held beside it, keeps the memory valid.
+        let memory = unsafe { Destination::new(ptr, len) };
+        Lent { memory, owner }
     }
 
     /// Bytes lent.
     pub fn len(&self) -> usize {
-        self.len
+        self.memory.len()
     }
 
     /// True when no bytes were lent.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.memory.is_empty()
     }
 
     /// Faults the memory in with one call ahead of the writes (fresh memory would otherwise
     /// fault once per page during them; see [`crate::memory::populate`]).
     pub fn populate(&mut self) {
-        crate::memory::populate(self.ptr, self.len);
+        let memory = self.memory.as_mut_slice();
+        crate::memory::populate(memory.as_mut_ptr(), memory.len());
     }
 
     /// Copies `data` to offset `at`; false (and nothing written) when it does not fit.
     pub fn write(&mut self, at: usize, data: &[u8]) -> bool {
-        if at.checked_add(data.len()).is_none_or(|end| end > self.len) {
-            return false;
-        }
-        // SAFETY: `at + data.len() <= len`, and this value has exclusive access (see `new`).
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(at), data.len()) };
-        true
+        self.memory.write(at, data)
     }
 
     /// The first `filled` bytes (at most all), now written, as shared bytes that keep the owner
     /// alive; and the owner.
     pub fn into_bytes(self, filled: usize) -> (Bytes, Owner) {
         let owner = self.owner.clone();
-        let filled = filled.min(self.len);
+        let filled = filled.min(self.len());
         (Bytes::from_owner(Filled { lent: self, filled }), owner)
     }
 }
@@ -84,12 +77,7 @@ struct Filled {
 
 impl AsRef<[u8]> for Filled {
     fn as_ref(&self) -> &[u8] {
-        if self.filled == 0 {
-            return &[];
-        }
-        // SAFETY: the first `filled` bytes were written, the memory lives as long as the owner
-        // this value holds, and nothing writes it any more.
-        unsafe { std::slice::from_raw_parts(self.lent.ptr, self.filled) }
+        &self.lent.memory.as_slice()[..self.filled]
     }
 }
 

@@ -32,19 +32,6 @@ pub struct SpanPlan {
     pub concurrency: usize,
 }
 
-/// `(start, end)` of each part of `range` cut into `part_size` pieces.
-fn parts(range: ByteRange, part_size: u64) -> Vec<ByteRange> {
-    let step = part_size.max(1);
-    let mut out = Vec::new();
-    let mut start = range.start;
-    while start < range.end {
-        let end = range.end.min(start.saturating_add(step));
-        out.push(ByteRange { start, end });
-        start = end;
-    }
-    out
-}
-
 /// Downloads bytes `span.start..span.start+dst.len()` of the object into `dst`, in parts of
 /// `plan.part_size` with up to `plan.concurrency` in flight, each written where it belongs.
 ///
@@ -68,7 +55,7 @@ pub async fn read_span_into(
         .ok_or_else(|| Error::Internal(format!("a span from {start} overflows")))?;
     let mut pending = Vec::new();
     let mut rest = dst;
-    for range in parts(ByteRange { start, end }, plan.part_size) {
+    for range in (ByteRange { start, end }).parts(plan.part_size) {
         let (piece, tail) = rest.split((range.end - range.start) as usize);
         pending.push((range, piece));
         rest = tail;
@@ -100,30 +87,5 @@ pub async fn read_span_into(
             return Ok(());
         };
         joined.unwrap_or_else(|e| Err(Error::Internal(format!("download task failed: {e}"))))?;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cut(start: u64, end: u64, part: u64) -> Vec<(u64, u64)> {
-        parts(ByteRange { start, end }, part)
-            .into_iter()
-            .map(|r| (r.start, r.end))
-            .collect()
-    }
-
-    #[test]
-    fn parts_cover_the_span_exactly() {
-        assert_eq!(cut(0, 10, 4), [(0, 4), (4, 8), (8, 10)]);
-        assert_eq!(cut(5, 13, 4), [(5, 9), (9, 13)]);
-        assert_eq!(cut(7, 7, 4), []);
-        assert_eq!(
-            cut(0, 3, 0),
-            [(0, 1), (1, 2), (2, 3)],
-            "a zero part size still ends"
-        );
-        assert_eq!(cut(u64::MAX - 2, u64::MAX, 8), [(u64::MAX - 2, u64::MAX)]);
     }
 }

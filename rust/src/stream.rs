@@ -181,8 +181,8 @@ struct Slot {
 /// objects too cost more than it saved (one process: −10 % MB/s, +20 % CPU/GB).
 pub const LEND_FROM: u64 = crate::buffer_pool::POOLED_FROM as u64;
 
-/// Objects lent memory beyond those the budget has room for now: they start as the objects
-/// handed to Python since give their share back.
+/// Objects lent memory beyond those the budget has room for now: they start as soon as the
+/// objects handed to Python meanwhile give their share back.
 pub const LEND_BEYOND_ROOM: usize = 2;
 
 /// Objects looked at per [`ObjectStream::lend`] call, at most.
@@ -302,9 +302,9 @@ impl ObjectStream {
     }
 
     /// Asks for memory to write whole bodies into: `provide(len)` is called for each object
-    /// next in line, within the room the budget and the lookahead have now and
-    /// [`LEND_BEYOND_ROOM`] objects more, that is fetched whole (known size, at most one part) and at least [`LEND_FROM`]
-    /// bytes long. Its GET writes the body into what `provide` returns, and the object's first
+    /// next in line (within the room the budget and the lookahead have now, and
+    /// [`LEND_BEYOND_ROOM`] objects more) that is fetched whole — known size, at most one
+    /// part — and at least [`LEND_FROM`] bytes long. Its GET writes the body into what `provide` returns, and the object's first
     /// part comes back in it ([`Chunks::lent`](crate::chunks::Chunks::lent)).
     pub fn lend(&mut self, mut provide: impl FnMut(usize) -> Option<Lent>) {
         let part = self.settings.part_size;
@@ -733,22 +733,19 @@ impl ObjectStream {
         etag: Option<String>,
     ) {
         let at = self.jobs.partition_point(|j| j.seq <= seq);
-        let part = self.settings.part_size;
-        let mut start = from;
-        let mut new_jobs = Vec::new();
-        while start < to {
-            let end = (start + part).min(to);
-            new_jobs.push(Job {
+        let whole = ByteRange {
+            start: from,
+            end: to,
+        };
+        for (i, range) in whole.parts(self.settings.part_size).enumerate() {
+            let job = Job {
                 seq,
                 request: request.clone(),
-                range: Some(ByteRange { start, end }),
-                reserve: end - start,
+                range: Some(range),
+                reserve: range.end - range.start,
                 etag: etag.clone(),
                 lent: None,
-            });
-            start = end;
-        }
-        for (i, job) in new_jobs.into_iter().enumerate() {
+            };
             self.jobs.insert(at + i, job);
         }
     }
