@@ -188,9 +188,10 @@ pub const LEND_BEYOND_ROOM: usize = 2;
 /// Objects looked at per [`ObjectStream::lend`] call, at most.
 const LEND_WALK: usize = 64;
 
-/// Listed objects buffered ahead of the GETs: a few pages, so listing never stalls the
-/// pipeline and a huge prefix never fills memory.
-const LISTED_AHEAD: usize = 4096;
+/// Listing pages buffered ahead of the GETs (up to 1,000 objects each): a few, so listing
+/// never stalls the pipeline and a huge prefix never fills memory. A page travels whole, so
+/// the stream learns of all its objects at once (and can lend memory to the first of them).
+const PAGES_AHEAD: usize = 4;
 
 /// An ordered, bounded pipeline of GETs.
 pub struct ObjectStream {
@@ -199,7 +200,7 @@ pub struct ObjectStream {
     budget: Arc<Budget>,
     settings: StreamSettings,
     queued: VecDeque<Queued>,
-    listed: Option<mpsc::Receiver<Queued>>,
+    listed: Option<mpsc::Receiver<Vec<Queued>>>,
     lister_task: Option<JoinHandle<()>>,
     jobs: VecDeque<Job>,
     slots: VecDeque<Slot>,
@@ -263,7 +264,7 @@ impl ObjectStream {
         shard: Shard,
     ) -> Self {
         let mut stream = ObjectStream::new(client.clone(), runtime.clone(), budget, settings);
-        let (tx, rx) = mpsc::channel(LISTED_AHEAD);
+        let (tx, rx) = mpsc::channel(PAGES_AHEAD);
         let lister = Lister::new(bucket, prefix);
         let bucket = bucket.to_string();
         stream.lister_task = Some(runtime.spawn(list_into(client, lister, bucket, shard, tx)));
@@ -293,11 +294,39 @@ impl ObjectStream {
         if !(self.queued.is_empty() && self.jobs.is_empty() && self.slots.is_empty()) {
             return;
         }
-        if let Some(listed) = self.listed.as_mut() {
-            match listed.recv().await {
-                Some(item) => self.queued.push_back(item),
-                None => self.listed = None,
+        self.receive_listed().await;
+    }
+
+    /// Waits for the next page of the listing and queues its objects; false once it has ended.
+    async fn receive_listed(&mut self) -> bool {
+        let Some(listed) = self.listed.as_mut() else {
+            return false;
+        };
+        match listed.recv().await {
+            Some(page) => {
+                self.queued.extend(page);
+                true
             }
+            None => {
+                self.listed = None;
+                false
+            }
+        }
+    }
+
+    /// Queues the objects of a page of the listing that has already arrived; false when none
+    /// has.
+    fn take_listed(&mut self) -> bool {
+        match self.listed.as_mut().map(|rx| rx.try_recv()) {
+            Some(Ok(page)) => {
+                self.queued.extend(page);
+                true
+            }
+            Some(Err(mpsc::error::TryRecvError::Disconnected)) => {
+                self.listed = None;
+                false
+            }
+            _ => false,
         }
     }
 
@@ -340,12 +369,9 @@ impl ObjectStream {
         }
         let mut at = 0;
         loop {
-            if at == self.queued.len() {
-                // Further objects already listed, taken in order (as `expand_next` would).
-                match self.listed.as_mut().map(|rx| rx.try_recv()) {
-                    Some(Ok(item)) => self.queued.push_back(item),
-                    _ => return,
-                }
+            // Further objects already listed, taken in order (as `expand_next` would).
+            if at == self.queued.len() && !self.take_listed() {
+                return;
             }
             if let Some(Queued::Object(request, lent)) = self.queued.get_mut(at) {
                 let size = request.size;
@@ -384,11 +410,8 @@ impl ObjectStream {
                 wakeups.wait().await;
                 continue;
             }
-            let listed = self.listed.as_mut()?;
-            match listed.recv().await {
-                Some(item) => self.queued.push_back(item),
-                None => self.listed = None,
-            }
+            self.listed.as_ref()?;
+            self.receive_listed().await;
         }
     }
 
@@ -670,16 +693,11 @@ impl ObjectStream {
 
     /// Moves the next queued object (or error) into jobs; false when nothing is queued.
     fn expand_next(&mut self) -> bool {
-        let item = match self.queued.pop_front() {
-            Some(item) => item,
-            None => match self.listed.as_mut().map(|rx| rx.try_recv()) {
-                Some(Ok(item)) => item,
-                Some(Err(mpsc::error::TryRecvError::Disconnected)) => {
-                    self.listed = None;
-                    return false;
-                }
-                _ => return false,
-            },
+        if self.queued.is_empty() {
+            self.take_listed();
+        }
+        let Some(item) = self.queued.pop_front() else {
+            return false;
         };
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -823,7 +841,7 @@ async fn list_into(
     mut lister: Lister,
     bucket: String,
     shard: Shard,
-    tx: mpsc::Sender<Queued>,
+    tx: mpsc::Sender<Vec<Queued>>,
 ) {
     let mut position = 0usize;
     loop {
@@ -832,14 +850,15 @@ async fn list_into(
             Ok(None) => return,
             Err(e) => {
                 // The receiver may be gone; then nobody needs the error either.
-                let _ = tx.send(Queued::Error(e)).await;
+                let _ = tx.send(vec![Queued::Error(e)]).await;
                 return;
             }
         };
+        let mut mine = Vec::with_capacity(page.len() / shard.count.max(1) + 1);
         for object in page {
-            let mine = shard.owns(position);
+            let owned = shard.owns(position);
             position += 1;
-            if !mine {
+            if !owned {
                 continue;
             }
             let request = ObjectRequest {
@@ -849,9 +868,10 @@ async fn list_into(
                 size: Some(object.size),
                 etag: Some(object.etag).filter(|e| !e.is_empty()),
             };
-            if tx.send(Queued::Object(request, None)).await.is_err() {
-                return;
-            }
+            mine.push(Queued::Object(request, None));
+        }
+        if !mine.is_empty() && tx.send(mine).await.is_err() {
+            return;
         }
     }
 }
