@@ -7,10 +7,7 @@ use chrono::{TimeZone, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use http::Method;
 
-use _core::credentials::Credential;
-use _core::get::crc64;
-use _core::sign::{OssV4Signer, RequestHead, Signer};
-use _core::xml::ListBucketResult;
+use _core::internals::{crc64, Credential, ListBucketResult, OssV4Signer, RequestHead, Signer};
 
 fn signing(c: &mut Criterion) {
     let signer = OssV4Signer::new("cn-hangzhou");

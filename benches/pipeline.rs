@@ -18,10 +18,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
-use _core::credentials::{Credential, ProvideCredential};
-use _core::get::crc64;
-use _core::session::{Session, SessionBuilder};
-use _core::stream::{ObjectRequest, ObjectStream};
+use _core::internals::{
+    crc64, Credential, ObjectRequest, ObjectStream, ProvideCredential, Session, SessionBuilder,
+};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -98,7 +97,7 @@ async fn connection(socket: TcpStream, content: Bytes) -> std::io::Result<()> {
 struct Fixed;
 
 impl ProvideCredential for Fixed {
-    fn provide_credential(&self) -> _core::error::Result<Option<Credential>> {
+    fn provide_credential(&self) -> _core::internals::Result<Option<Credential>> {
         Ok(Some(Credential {
             access_key_id: "bench-ak".into(),
             access_key_secret: "bench-sk".into(),

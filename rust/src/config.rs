@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 /// Where the official connector looks when `config_path` is empty.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/oss-connector/config.json";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/oss-connector/config.json";
 
 /// Settings of the dataset pipeline (`datasetConfig`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
 ///
 /// # Errors
 /// `Internal` when the OS refuses to start the runtime's threads.
-pub fn runtime(worker_threads: usize) -> Result<Arc<Runtime>> {
+pub(crate) fn runtime(worker_threads: usize) -> Result<Arc<Runtime>> {
     let pid = std::process::id();
     let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((owner, rt)) = slot.as_ref() {

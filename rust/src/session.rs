@@ -9,23 +9,23 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Runtime;
 
-use crate::audit::AuditLog;
-use crate::budget::Budget;
-use crate::client::{ClientSettings, OssClient};
 use crate::config::{Config, LoadedConfig};
 use crate::credentials::{
     ChainProvider, CredentialCache, EnvProvider, FileProvider, ProvideCredential,
 };
-use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::retry::RetryConfig;
+use crate::http::audit::AuditLog;
+use crate::http::client::{ClientSettings, OssClient};
+use crate::http::retry::RetryConfig;
+use crate::memory::budget::Budget;
+use crate::pipeline::StreamSettings;
+use crate::protocol::endpoint::Endpoint;
 use crate::sign::OssV4Signer;
-use crate::stream::StreamSettings;
 
 const MIB: u64 = 1024 * 1024;
 
 /// Environment variable naming the region when `region=` is not given.
-pub const ENV_REGION: &str = "OSS_REGION";
+pub(crate) const ENV_REGION: &str = "OSS_REGION";
 
 /// Options as the user gave them.
 #[derive(Debug, Default)]

@@ -5,18 +5,18 @@ use crate::error::Result;
 
 /// An ordered list of sources.
 #[derive(Debug, Default)]
-pub struct ChainProvider {
+pub(crate) struct ChainProvider {
     sources: Vec<Box<dyn ProvideCredential>>,
 }
 
 impl ChainProvider {
     /// An empty chain.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ChainProvider::default()
     }
 
     /// Appends a source, tried after those already added.
-    pub fn push(mut self, source: Box<dyn ProvideCredential>) -> Self {
+    pub(crate) fn push(mut self, source: Box<dyn ProvideCredential>) -> Self {
         self.sources.push(source);
         self
     }

@@ -4,16 +4,16 @@ use super::{Credential, ProvideCredential};
 use crate::error::Result;
 
 /// Environment variable holding the AccessKeyId.
-pub const ENV_ACCESS_KEY_ID: &str = "OSS_ACCESS_KEY_ID";
+pub(crate) const ENV_ACCESS_KEY_ID: &str = "OSS_ACCESS_KEY_ID";
 /// Environment variable holding the AccessKeySecret.
-pub const ENV_ACCESS_KEY_SECRET: &str = "OSS_ACCESS_KEY_SECRET";
+pub(crate) const ENV_ACCESS_KEY_SECRET: &str = "OSS_ACCESS_KEY_SECRET";
 /// Environment variable holding the STS token.
-pub const ENV_SESSION_TOKEN: &str = "OSS_SESSION_TOKEN";
+pub(crate) const ENV_SESSION_TOKEN: &str = "OSS_SESSION_TOKEN";
 
 type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Reads the process environment (or an injected lookup, in tests).
-pub struct EnvProvider {
+pub(crate) struct EnvProvider {
     lookup: Lookup,
 }
 
@@ -33,7 +33,10 @@ impl Default for EnvProvider {
 
 impl EnvProvider {
     /// A provider reading `lookup` instead of the process environment.
-    pub fn with_lookup(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_lookup(
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         EnvProvider {
             lookup: Box::new(lookup),
         }

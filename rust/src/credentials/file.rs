@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// Reads credentials from a JSON file.
 #[derive(Debug, Clone)]
-pub struct FileProvider {
+pub(crate) struct FileProvider {
     path: PathBuf,
     /// A missing optional file means "not here"; a missing explicit file is an error.
     optional: bool,
@@ -31,7 +31,7 @@ struct CredentialFile {
 
 impl FileProvider {
     /// A file the user named: it must exist and be valid.
-    pub fn required(path: impl Into<PathBuf>) -> Self {
+    pub(crate) fn required(path: impl Into<PathBuf>) -> Self {
         FileProvider {
             path: path.into(),
             optional: false,
@@ -39,7 +39,7 @@ impl FileProvider {
     }
 
     /// The documented default location, used only when it exists.
-    pub fn optional(path: impl Into<PathBuf>) -> Self {
+    pub(crate) fn optional(path: impl Into<PathBuf>) -> Self {
         FileProvider {
             path: path.into(),
             optional: true,
@@ -47,7 +47,7 @@ impl FileProvider {
     }
 
     /// `~/.alibabacloud/credentials`, when the home directory is known.
-    pub fn default_path() -> Option<PathBuf> {
+    pub(crate) fn default_path() -> Option<PathBuf> {
         std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".alibabacloud/credentials"))
     }
 

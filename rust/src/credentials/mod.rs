@@ -9,9 +9,9 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
 
-pub use chain::ChainProvider;
-pub use env::{EnvProvider, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SESSION_TOKEN};
-pub use file::FileProvider;
+pub(crate) use chain::ChainProvider;
+pub(crate) use env::EnvProvider;
+pub(crate) use file::FileProvider;
 
 use crate::error::Result;
 

@@ -1,4 +1,4 @@
-//! `Body` for Python: an object's bytes kept in Rust (see [`crate::chunks`]) and copied exactly
+//! `Body` for Python: an object's bytes kept in Rust (see [`crate::memory::chunks`]) and copied exactly
 //! once on the way out — into a new `bytes`, or into the caller's buffer for `readinto`.
 
 use std::ffi::{c_int, c_void};
@@ -11,8 +11,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::chunks::Chunks;
-use crate::memory::{prefer_huge_pages, HEAP_UP_TO};
+use crate::memory::chunks::Chunks;
+use crate::memory::pages::{prefer_huge_pages, HEAP_UP_TO};
 
 /// Bytes of (part of) an object, as the pipeline received them.
 #[pyclass(frozen, name = "Body", module = "osstorchconnector._core")]

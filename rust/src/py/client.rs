@@ -10,13 +10,13 @@ use super::credential_provider::PyCredentialProvider;
 use super::fill::fill_buffer;
 use super::object_stream::PyObjectStream;
 use super::wait::wait;
-use crate::chunks::Chunks;
 use crate::error::Error;
-use crate::get::ByteRange;
+use crate::memory::chunks::Chunks;
+use crate::ops::get::ByteRange;
+use crate::pipeline::span_read::{read_span_into, Span, SpanPlan};
+use crate::pipeline::{ObjectStream, Shard};
+use crate::protocol::uri::OssUri;
 use crate::session::{Session, SessionBuilder};
-use crate::span_read::{read_span_into, Span, SpanPlan};
-use crate::stream::{ObjectStream, Shard};
-use crate::uri::OssUri;
 
 /// Endpoint, region, credentials and configuration, validated when built.
 #[pyclass(frozen, name = "Client", module = "osstorchconnector._core")]

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 
 use super::wait::wait;
-use crate::destination::{Destination, Writers};
+use crate::memory::destination::{Destination, Writers};
 
 /// Runs `fill` over the memory of the writable, contiguous byte buffer `buffer` and returns
 /// its result. `what` names the operation in the error for an unusable buffer.

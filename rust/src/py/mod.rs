@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 
-use crate::uri::OssUri;
+use crate::protocol::uri::OssUri;
 
 /// pyo3-log caches Python logger levels; this handle drops the cache after they change.
 static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
@@ -34,7 +34,7 @@ fn parse_oss_uri(uri: &str) -> PyResult<(String, String)> {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    crate::memory::tune_allocator();
+    crate::memory::pages::tune_allocator();
     // Route Rust `log` records to Python `logging` under the "osstorchconnector" logger.
     if let Ok(handle) = pyo3_log::try_init() {
         let _ = LOG_RESET.set(handle);

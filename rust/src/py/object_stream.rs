@@ -13,15 +13,15 @@ use pyo3::types::PyBytes;
 use super::body::{uninit_bytes, PyBody};
 use super::fill::fill_buffer;
 use super::wait::wait;
-use crate::chunks::Chunks;
-use crate::lent::{Lent, Owner};
-use crate::stream::{ObjectRequest, ObjectStream};
-use crate::uri::OssUri;
+use crate::memory::chunks::Chunks;
+use crate::memory::lent::{Lent, Owner};
+use crate::pipeline::{ObjectRequest, ObjectStream};
+use crate::protocol::uri::OssUri;
 
 /// `first_part` is a `bytes` when the pipeline wrote the whole object into one lent to it.
 type Item = (String, String, u64, String, Py<PyAny>, Option<PartReader>);
 
-/// A `bytes` lent to the pipeline for an object's body (see [`crate::lent`]).
+/// A `bytes` lent to the pipeline for an object's body (see [`crate::memory::lent`]).
 struct LentBytes(Py<PyBytes>);
 
 /// Lends the stream new, unfilled `bytes` for the whole bodies it is about to fetch.

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::{RequestHead, Signer};
 use crate::credentials::Credential;
-use crate::endpoint::{PATH_ENCODE_SET, QUERY_ENCODE_SET};
 use crate::error::{Error, Result};
+use crate::protocol::endpoint::{PATH_ENCODE_SET, QUERY_ENCODE_SET};
 
 const ALGORITHM: &str = "OSS4-HMAC-SHA256";
 const PRODUCT: &str = "oss";

@@ -2,16 +2,16 @@
 //!
 //! A small body keeps the pieces the HTTP stack read it in: each is a slice of a buffer the
 //! socket was read into, so keeping them saves a pass over every byte and an allocation per
-//! body. A large body is gathered into a recycled buffer instead ([`crate::buffer_pool`]): its
+//! body. A large body is gathered into a recycled buffer instead ([`crate::memory::buffer_pool`]): its
 //! pieces would pin many socket buffers, and fresh memory of that size costs more in page faults
 //! than the copy. Either way the one copy Python needs gathers from [`Chunks`] — unless the
-//! caller lent memory for the whole body ([`crate::lent`]): then the body is written there and
+//! caller lent memory for the whole body ([`crate::memory::lent`]): then the body is written there and
 //! handed back as it is.
 
 use bytes::Bytes;
 
-use crate::buffer_pool::{PooledBuf, POOLED_FROM};
-use crate::lent::{Lent, Owner};
+use crate::memory::buffer_pool::{PooledBuf, POOLED_FROM};
+use crate::memory::lent::{Lent, Owner};
 
 /// An immutable sequence of byte pieces, read as one run of bytes.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +98,7 @@ impl From<Bytes> for Chunks {
 
 /// A body being received.
 #[derive(Debug)]
-pub enum Receiving {
+pub(crate) enum Receiving {
     /// Kept as received.
     Pieces(Chunks),
     /// Copied into a recycled buffer.
@@ -114,7 +114,7 @@ pub enum Receiving {
 
 impl Receiving {
     /// Ready for a body of about `expected` bytes (0 when unknown).
-    pub fn for_length(expected: usize) -> Self {
+    pub(crate) fn for_length(expected: usize) -> Self {
         if expected >= POOLED_FROM {
             Receiving::Gathered(PooledBuf::with_capacity(expected))
         } else {
@@ -123,13 +123,13 @@ impl Receiving {
     }
 
     /// Ready for a body to be written into `memory`.
-    pub fn into_lent(mut memory: Lent) -> Self {
+    pub(crate) fn into_lent(mut memory: Lent) -> Self {
         memory.populate();
         Receiving::Lent { memory, written: 0 }
     }
 
     /// Appends what the socket delivered.
-    pub fn push(&mut self, piece: Bytes) {
+    pub(crate) fn push(&mut self, piece: Bytes) {
         match self {
             Receiving::Pieces(chunks) => chunks.push(piece),
             Receiving::Gathered(buf) => buf.extend_from_slice(&piece),
@@ -159,7 +159,7 @@ impl Receiving {
     }
 
     /// Bytes received so far.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Receiving::Pieces(chunks) => chunks.len(),
             Receiving::Gathered(buf) => buf.len(),
@@ -167,13 +167,8 @@ impl Receiving {
         }
     }
 
-    /// True when nothing has been received.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The bytes received.
-    pub fn finish(self) -> Chunks {
+    pub(crate) fn finish(self) -> Chunks {
         match self {
             Receiving::Pieces(chunks) => chunks,
             Receiving::Gathered(buf) => Chunks::from(buf.freeze()),

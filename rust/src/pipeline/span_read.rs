@@ -7,14 +7,14 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 
-use crate::client::OssClient;
-use crate::destination::{Destination, Writers};
 use crate::error::{Error, Result};
-use crate::get::ByteRange;
+use crate::http::client::OssClient;
+use crate::memory::destination::{Destination, Writers};
+use crate::ops::get::ByteRange;
 
 /// Which bytes of which object.
 #[derive(Debug, Clone, Copy)]
-pub struct Span<'a> {
+pub(crate) struct Span<'a> {
     /// Bucket of the object.
     pub bucket: &'a str,
     /// Key of the object.
@@ -25,7 +25,7 @@ pub struct Span<'a> {
 
 /// How a span is cut and fetched.
 #[derive(Debug, Clone, Copy)]
-pub struct SpanPlan {
+pub(crate) struct SpanPlan {
     /// Bytes per ranged GET (the last may be shorter).
     pub part_size: u64,
     /// GETs in flight at once, at most (the client's throttle may allow fewer).
@@ -41,7 +41,7 @@ pub struct SpanPlan {
 ///
 /// # Errors
 /// The first failing part's error (its object named); the other parts are then cancelled.
-pub async fn read_span_into(
+pub(crate) async fn read_span_into(
     client: &Arc<OssClient>,
     runtime: &Handle,
     span: Span<'_>,

@@ -3,11 +3,11 @@
 use crate::error::{Error, Result};
 
 /// The scheme every object URI must carry.
-pub const SCHEME: &str = "oss://";
+pub(crate) const SCHEME: &str = "oss://";
 
 /// A parsed `oss://bucket/key` URI. `key` may be empty (a whole bucket, or an empty prefix).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OssUri {
+pub(crate) struct OssUri {
     /// Bucket name.
     pub bucket: String,
     /// Object key or key prefix, exactly as it is stored (no leading `/`).
@@ -20,7 +20,7 @@ impl OssUri {
     /// # Errors
     /// `InvalidInput` naming the URI when the scheme is not `oss://`, the bucket is empty or not
     /// a valid bucket name, or the key starts with `/`.
-    pub fn parse(uri: &str) -> Result<Self> {
+    pub(crate) fn parse(uri: &str) -> Result<Self> {
         let rest = uri.strip_prefix(SCHEME).ok_or_else(|| {
             Error::invalid(
                 "OSS URI",
@@ -61,7 +61,7 @@ impl std::fmt::Display for OssUri {
 
 /// Checks the bucket naming rules shared by OSS and S3-compatible stores: 3–63 characters of
 /// lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit.
-pub fn check_bucket_name(bucket: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_bucket_name(bucket: &str) -> std::result::Result<(), String> {
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     if !(3..=63).contains(&bucket.len()) {
         return Err(format!(

@@ -5,11 +5,11 @@
 use http::header::{HeaderValue, IF_MATCH, RANGE};
 use http::Method;
 
-use crate::chunks::{Chunks, Receiving};
-use crate::client::{target, transport_error, OssClient};
-use crate::destination::Destination;
 use crate::error::{Error, Result};
-use crate::lent::Lent;
+use crate::http::client::{target, transport_error, OssClient};
+use crate::memory::chunks::{Chunks, Receiving};
+use crate::memory::destination::Destination;
+use crate::memory::lent::Lent;
 use crate::sign::RequestHead;
 
 /// Bytes `start..end` (end exclusive) of an object.

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::destination::Destination;
+use crate::memory::destination::Destination;
 
 /// What keeps lent memory alive. The caller recognises its own type again with
-/// [`Chunks::lent`](crate::chunks::Chunks::lent) and a downcast.
-pub type Owner = Arc<dyn Any + Send + Sync>;
+/// [`Chunks::lent`](crate::memory::chunks::Chunks::lent) and a downcast.
+pub(crate) type Owner = Arc<dyn Any + Send + Sync>;
 
 /// Writable memory kept alive by `owner`.
 ///
@@ -31,7 +31,7 @@ impl std::fmt::Debug for Lent {
 impl Lent {
     /// # Safety
     /// `ptr..ptr+len` stays valid while `owner` is alive, and nothing but this value reads or
-    /// writes it until the bytes come back through [`Chunks::lent`](crate::chunks::Chunks::lent).
+    /// writes it until the bytes come back through [`Chunks::lent`](crate::memory::chunks::Chunks::lent).
     pub unsafe fn new(ptr: *mut u8, len: usize, owner: Owner) -> Self {
         // SAFETY: as promised by the caller; `owner`, held beside it, keeps the memory valid.
         let memory = unsafe { Destination::new(ptr, len) };
@@ -49,10 +49,10 @@ impl Lent {
     }
 
     /// Faults the memory in with one call ahead of the writes (fresh memory would otherwise
-    /// fault once per page during them; see [`crate::memory::populate`]).
+    /// fault once per page during them; see [`crate::memory::pages::populate`]).
     pub fn populate(&mut self) {
         let memory = self.memory.as_mut_slice();
-        crate::memory::populate(memory.as_mut_ptr(), memory.len());
+        crate::memory::pages::populate(memory.as_mut_ptr(), memory.len());
     }
 
     /// Copies `data` to offset `at`; false (and nothing written) when it does not fit.

@@ -50,7 +50,7 @@ impl Budget {
         let b = Budget::new(capacity);
         budgets.push(b.clone());
         // The buffers these bytes arrive in are recycled up to the same amount.
-        crate::buffer_pool::keep_idle_up_to(capacity);
+        crate::memory::buffer_pool::keep_idle_up_to(capacity);
         b
     }
 

@@ -34,7 +34,7 @@ impl Default for RetryConfig {
 
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Try again after a backoff.
     Retry,
     /// Reload credentials, then try again (once per operation).
@@ -51,7 +51,7 @@ const CREDENTIAL_CODES: &[&str] = &[
 ];
 
 /// Classifies a failed attempt.
-pub fn classify(error: &Error) -> Decision {
+pub(crate) fn classify(error: &Error) -> Decision {
     match error {
         Error::Service(e) => {
             if e.code == "RequestTimeTooSkewed" {
@@ -118,7 +118,7 @@ impl RetryContext {
 }
 
 /// `jitter * min(2^n * base, max)`, `jitter` uniform in `[0, 1)`.
-pub fn full_jitter(config: &RetryConfig, n: u32, jitter: f64) -> Duration {
+pub(crate) fn full_jitter(config: &RetryConfig, n: u32, jitter: f64) -> Duration {
     let ceiling = config
         .base_delay
         .saturating_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX))

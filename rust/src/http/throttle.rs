@@ -22,7 +22,7 @@ struct State {
 
 /// A concurrency gate whose width adapts to throttling.
 #[derive(Debug)]
-pub struct AdaptiveLimit {
+pub(crate) struct AdaptiveLimit {
     max: usize,
     state: Mutex<State>,
     freed: Notify,
@@ -30,13 +30,13 @@ pub struct AdaptiveLimit {
 
 /// A slot in the gate, given back on drop.
 #[derive(Debug)]
-pub struct Permit<'a> {
+pub(crate) struct Permit<'a> {
     gate: &'a AdaptiveLimit,
 }
 
 impl AdaptiveLimit {
     /// A gate allowing up to `max` attempts at once.
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         let max = max.max(1);
         AdaptiveLimit {
             max,
@@ -55,12 +55,12 @@ impl AdaptiveLimit {
     }
 
     /// The current width.
-    pub fn limit(&self) -> usize {
+    pub(crate) fn limit(&self) -> usize {
         self.state().limit
     }
 
     /// Waits for a slot.
-    pub async fn acquire(&self) -> Permit<'_> {
+    pub(crate) async fn acquire(&self) -> Permit<'_> {
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
@@ -77,7 +77,7 @@ impl AdaptiveLimit {
     }
 
     /// The store said to slow down.
-    pub fn on_throttled(&self, now: Instant) {
+    pub(crate) fn on_throttled(&self, now: Instant) {
         let mut s = self.state();
         if s.last_cut
             .is_some_and(|t| now.duration_since(t) < COOL_DOWN)
@@ -98,7 +98,7 @@ impl AdaptiveLimit {
     }
 
     /// An attempt succeeded.
-    pub fn on_success(&self) {
+    pub(crate) fn on_success(&self) {
         let mut s = self.state();
         if s.limit >= self.max {
             return;

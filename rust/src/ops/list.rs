@@ -4,18 +4,18 @@
 
 use http::Method;
 
-use crate::client::{target, OssClient};
 use crate::error::{Error, Result};
+use crate::http::client::{target, OssClient};
+use crate::protocol::xml::{ListBucketResult, ObjectSummary};
 use crate::sign::RequestHead;
-use crate::xml::{ListBucketResult, ObjectSummary};
 
 /// Keys per page; the server default is 100, which would quadruple list calls.
-pub const MAX_KEYS: u32 = 1000;
+pub(crate) const MAX_KEYS: u32 = 1000;
 
 /// Pages through the objects under a prefix. Holds only the continuation state, so a listing
-/// can be resumed from [`Lister::continuation_token`].
+/// could be resumed from its continuation token.
 #[derive(Debug, Clone)]
-pub struct Lister {
+pub(crate) struct Lister {
     bucket: String,
     prefix: String,
     state: State,
@@ -30,7 +30,7 @@ enum State {
 
 impl Lister {
     /// A listing of every object whose key starts with `prefix` (empty: the whole bucket).
-    pub fn new(bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+    pub(crate) fn new(bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
         Lister {
             bucket: bucket.into(),
             prefix: prefix.into(),
@@ -38,19 +38,14 @@ impl Lister {
         }
     }
 
-    /// The token the next page will be asked with, if the listing has started and not ended.
-    pub fn continuation_token(&self) -> Option<&str> {
-        match &self.state {
-            State::HasMore(t) => Some(t),
-            _ => None,
-        }
-    }
-
     /// The next page, or `None` after the last.
     ///
     /// # Errors
     /// The request's error, or `Protocol` when the answer is not a valid listing.
-    pub async fn next_page(&mut self, client: &OssClient) -> Result<Option<Vec<ObjectSummary>>> {
+    pub(crate) async fn next_page(
+        &mut self,
+        client: &OssClient,
+    ) -> Result<Option<Vec<ObjectSummary>>> {
         let token = match &self.state {
             State::Done => return Ok(None),
             State::Start => None,
@@ -65,7 +60,7 @@ impl Lister {
                     target: target(&head),
                     reason,
                 }),
-                Err(e) => Err(crate::client::transport_error(&head, &e)),
+                Err(e) => Err(crate::http::client::transport_error(&head, &e)),
             };
             match parsed {
                 Ok(page) => break page,
@@ -123,6 +118,5 @@ mod tests {
             next.query.last().unwrap(),
             &("continuation-token".to_string(), "tok/==".to_string())
         );
-        assert_eq!(l.continuation_token(), None);
     }
 }

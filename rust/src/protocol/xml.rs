@@ -40,7 +40,7 @@ pub struct ObjectSummary {
 /// The `<Error>` body of a failed request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// OSS error code.
     #[serde(default)]
     pub code: String,
@@ -87,7 +87,7 @@ impl ListBucketResult {
 
 impl ErrorBody {
     /// Parses an `<Error>` document; `None` when the body is not one (empty, HTML, ...).
-    pub fn parse(body: &[u8]) -> Option<Self> {
+    pub(crate) fn parse(body: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(body).ok()?;
         if !text.contains("<Error") {
             return None;

@@ -3,17 +3,17 @@
 //! Every read returns a new `bytes`, often several MiB. glibc maps such blocks afresh by default
 //! until a free raises its threshold, and each fresh 4 KiB page costs a fault that clears it —
 //! more CPU than the copy that fills it. The pipeline's own buffers are recycled by
-//! [`crate::buffer_pool`], so the heaps can serve these blocks without drifting: blocks up to
+//! [`crate::memory::buffer_pool`], so the heaps can serve these blocks without drifting: blocks up to
 //! [`HEAP_UP_TO`] come from the heap and a heap keeps as much free at its top for the next one.
 //! Larger blocks (a whole large object read at once) are still mapped, with huge pages asked for.
 
 /// Blocks up to this size come from the heap (two default parts).
-pub const HEAP_UP_TO: usize = 16 << 20;
+pub(crate) const HEAP_UP_TO: usize = 16 << 20;
 
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Applies the thresholds; call once, before large buffers exist.
-pub fn tune_allocator() {
+pub(crate) fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning.
     unsafe {
@@ -24,13 +24,13 @@ pub fn tune_allocator() {
 
 /// Asks for transparent huge pages on untouched memory `data..data+len` (the whole 2 MiB pages
 /// inside it): one fault per 2 MiB instead of 512. A hint; where THP is off nothing changes.
-pub fn prefer_huge_pages(data: *mut u8, len: usize) {
+pub(crate) fn prefer_huge_pages(data: *mut u8, len: usize) {
     advise(data, len, HUGE_PAGE, Advice::HugePages);
 }
 
 /// Faults in untouched memory `data..data+len` (its whole 4 KiB pages) in one call, ahead of
 /// the writes. A hint: where the kernel lacks it (before 5.14), the writes fault as usual.
-pub fn populate(data: *mut u8, len: usize) {
+pub(crate) fn populate(data: *mut u8, len: usize) {
     advise(data, len, 4096, Advice::Populate);
 }
 

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 /// Buffers smaller than this come from the allocator as usual.
-pub const POOLED_FROM: usize = 1 << 20;
+pub(crate) const POOLED_FROM: usize = 1 << 20;
 
 /// Idle buffers of this process by capacity, tagged with the pid that owns them (a forked child
 /// starts afresh) and bounded in total bytes.
@@ -47,27 +47,28 @@ fn idle() -> std::sync::MutexGuard<'static, Idle> {
 }
 
 /// Lets up to `bytes` of idle buffers be kept (the largest prefetch budget wins).
-pub fn keep_idle_up_to(bytes: u64) {
+pub(crate) fn keep_idle_up_to(bytes: u64) {
     let mut idle = idle();
     idle.limit = idle.limit.max(usize::try_from(bytes).unwrap_or(usize::MAX));
 }
 
 /// Bytes of idle buffers held now.
-pub fn idle_bytes() -> usize {
+#[cfg(test)]
+fn idle_bytes() -> usize {
     idle().bytes
 }
 
 /// A buffer being filled; once full, [`PooledBuf::freeze`] turns it into `Bytes` that return the
 /// memory to the pool when the last reference is dropped.
 #[derive(Debug)]
-pub struct PooledBuf {
+pub(crate) struct PooledBuf {
     data: Vec<u8>,
 }
 
 impl PooledBuf {
     /// An empty buffer with room for at least `len` bytes: an idle one at most a quarter larger,
     /// else a new one.
-    pub fn with_capacity(len: usize) -> Self {
+    pub(crate) fn with_capacity(len: usize) -> Self {
         if len >= POOLED_FROM {
             let mut idle = idle();
             let fitting = idle
@@ -89,34 +90,29 @@ impl PooledBuf {
         let mut data = Vec::with_capacity(len);
         if len >= POOLED_FROM {
             let spare = data.spare_capacity_mut();
-            crate::memory::populate(spare.as_mut_ptr().cast(), spare.len());
+            crate::memory::pages::populate(spare.as_mut_ptr().cast(), spare.len());
         }
         PooledBuf { data }
     }
 
     /// Bytes written so far.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.data.len()
     }
 
-    /// True when nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
     /// Appends bytes (growing the buffer if they do not fit).
-    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+    pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
         self.data.extend_from_slice(bytes);
     }
 
     /// The bytes written so far.
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         &self.data
     }
 
     /// Shared, immutable bytes over this buffer; the memory returns to the pool once they and
     /// every slice of them are dropped.
-    pub fn freeze(mut self) -> Bytes {
+    pub(crate) fn freeze(mut self) -> Bytes {
         if self.data.capacity() < POOLED_FROM {
             return Bytes::from(std::mem::take(&mut self.data));
         }
@@ -172,7 +168,7 @@ mod tests {
 
         // A request of similar size gets the same memory back, emptied.
         let again = PooledBuf::with_capacity(2 * P - 10);
-        assert!(again.is_empty());
+        assert_eq!(again.len(), 0);
         assert_eq!(again.as_slice().as_ptr(), address);
         assert_eq!(idle_bytes(), before);
         drop(again);

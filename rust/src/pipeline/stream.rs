@@ -19,14 +19,14 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-use crate::budget::{Budget, Reservation};
-use crate::chunks::Chunks;
-use crate::client::OssClient;
-use crate::destination::{Destination, Writers};
 use crate::error::{Error, Result};
-use crate::get::{ByteRange, GetOutput};
-use crate::lent::Lent;
-use crate::list::Lister;
+use crate::http::client::OssClient;
+use crate::memory::budget::{Budget, Reservation};
+use crate::memory::chunks::Chunks;
+use crate::memory::destination::{Destination, Writers};
+use crate::memory::lent::Lent;
+use crate::ops::get::{ByteRange, GetOutput};
+use crate::ops::list::Lister;
 
 /// One object to fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -177,13 +177,13 @@ struct Slot {
 }
 
 /// Objects whose whole bodies are written into lent memory are at least this long: smaller
-/// ones keep the socket's pieces (no copy in Rust, see [`crate::chunks`]). Lending 100 KiB
+/// ones keep the socket's pieces (no copy in Rust, see [`crate::memory::chunks`]). Lending 100 KiB
 /// objects too cost more than it saved (one process: −10 % MB/s, +20 % CPU/GB).
-pub const LEND_FROM: u64 = crate::buffer_pool::POOLED_FROM as u64;
+pub(super) const LEND_FROM: u64 = crate::memory::buffer_pool::POOLED_FROM as u64;
 
 /// Objects lent memory beyond those the budget has room for now: they start as soon as the
 /// objects handed to Python meanwhile give their share back.
-pub const LEND_BEYOND_ROOM: usize = 2;
+pub(super) const LEND_BEYOND_ROOM: usize = 2;
 
 /// Objects looked at per [`ObjectStream::lend`] call, at most.
 const LEND_WALK: usize = 64;
@@ -334,7 +334,7 @@ impl ObjectStream {
     /// next in line (within the room the budget and the lookahead have now, and
     /// [`LEND_BEYOND_ROOM`] objects more) that is fetched whole — known size, at most one
     /// part — and at least [`LEND_FROM`] bytes long. Its GET writes the body into what `provide` returns, and the object's first
-    /// part comes back in it ([`Chunks::lent`](crate::chunks::Chunks::lent)).
+    /// part comes back in it ([`Chunks::lent`](crate::memory::chunks::Chunks::lent)).
     pub fn lend(&mut self, mut provide: impl FnMut(usize) -> Option<Lent>) {
         let part = self.settings.part_size;
         let mut room = self.budget.available();

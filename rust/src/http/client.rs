@@ -8,14 +8,14 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use percent_encoding::utf8_percent_encode;
 
-use crate::audit::{AuditLog, AuditRecord};
 use crate::credentials::CredentialCache;
-use crate::endpoint::{Endpoint, QUERY_ENCODE_SET};
 use crate::error::{Error, Result, ServiceError};
-use crate::retry::{RetryConfig, RetryContext};
+use crate::http::audit::{AuditLog, AuditRecord};
+use crate::http::retry::{RetryConfig, RetryContext};
+use crate::http::throttle::AdaptiveLimit;
+use crate::protocol::endpoint::{Endpoint, QUERY_ENCODE_SET};
+use crate::protocol::xml::ErrorBody;
 use crate::sign::{RequestHead, Signer};
-use crate::throttle::AdaptiveLimit;
-use crate::xml::ErrorBody;
 
 /// Network settings of a client.
 #[derive(Debug, Clone)]
@@ -130,8 +130,8 @@ impl OssClient {
     pub(crate) async fn backoff(&self, ctx: &mut RetryContext, error: &Error) -> Option<()> {
         let delay = ctx.on_failure(error, rand::random::<f64>())?;
         if matches!(
-            crate::retry::classify(error),
-            crate::retry::Decision::RefreshCredentials
+            crate::http::retry::classify(error),
+            crate::http::retry::Decision::RefreshCredentials
         ) {
             if let Ok(stale) = self.credentials.get() {
                 self.credentials.invalidate(&stale);

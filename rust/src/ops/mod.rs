@@ -1,0 +1,4 @@
+//! The store's operations, each one request (and its retries) on the [`crate::http`] path.
+
+pub(crate) mod get;
+pub(crate) mod list;
