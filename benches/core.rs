@@ -11,6 +11,7 @@ use _core::internals::{crc64, Credential, ListBucketResult, OssV4Signer, Request
 
 fn signing(c: &mut Criterion) {
     let signer = OssV4Signer::new("cn-hangzhou");
+    let url = reqwest::Url::parse("http://ai-testset.oss-cn-hangzhou.aliyuncs.com/").unwrap();
     let cred = Credential {
         access_key_id: "LTAI5tExampleKeyId".into(),
         access_key_secret: "ExampleSecretExampleSecret0123".into(),
@@ -26,7 +27,7 @@ fn signing(c: &mut Criterion) {
     c.bench_function("sign GetObject (OSS V4, STS token)", |b| {
         b.iter(|| {
             let mut h = head.clone();
-            signer.sign(&mut h, &cred, now).unwrap();
+            signer.sign(&mut h, &url, &cred, now).unwrap();
             black_box(h)
         })
     });
@@ -44,7 +45,7 @@ fn signing(c: &mut Criterion) {
     c.bench_function("sign ListObjectsV2 (OSS V4)", |b| {
         b.iter(|| {
             let mut h = list.clone();
-            signer.sign(&mut h, &cred, now).unwrap();
+            signer.sign(&mut h, &url, &cred, now).unwrap();
             black_box(h)
         })
     });

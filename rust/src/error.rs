@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::protocol::Target;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -67,21 +69,42 @@ pub enum Error {
     Transport {
         /// HTTP method.
         method: String,
-        /// `oss://bucket/key` the request was for.
-        target: String,
+        /// What the request was for.
+        target: Target,
         /// The transport failure (connect, reset, timeout, ...).
         reason: String,
         /// Whether the failure was a timeout.
         timeout: bool,
+        /// Whether the request may have reached the server (false when connecting failed),
+        /// which decides whether a request that is not idempotent may be sent again.
+        sent: bool,
     },
 
     /// The server's answer was received but is not what the protocol promises.
     #[error("{target}: {reason}")]
     Protocol {
-        /// `oss://bucket/key` the request was for.
-        target: String,
+        /// What the request was for.
+        target: Target,
         /// What was wrong with the answer.
         reason: String,
+    },
+
+    /// The object was replaced while it was being read: a read pinned to the version first
+    /// seen (`If-Match`) was refused, so no bytes of two versions are ever mixed.
+    ///
+    /// User action: read the object again from its start.
+    #[error(
+        "{target} changed while being read: it no longer has ETag {etag} \
+         (HTTP 412 PreconditionFailed{})",
+        request_id_suffix(request_id)
+    )]
+    Changed {
+        /// The object.
+        target: Target,
+        /// The ETag of the version the read started on.
+        etag: String,
+        /// Request id of the refused request.
+        request_id: String,
     },
 
     /// A bug or a broken invariant inside the connector.
@@ -104,10 +127,8 @@ pub struct ServiceError {
     pub request_id: String,
     /// OSS `EC` detail code.
     pub ec: String,
-    /// Bucket of the request.
-    pub bucket: String,
-    /// Key of the request; empty for bucket requests.
-    pub key: String,
+    /// What the request was for.
+    pub target: Target,
     /// The server's clock when it says ours is skewed (`ServerTime`), as sent.
     pub server_time: String,
 }
@@ -121,8 +142,8 @@ impl fmt::Display for ServiceError {
         };
         write!(
             f,
-            "{} oss://{}/{} failed: HTTP {} {}",
-            self.method, self.bucket, self.key, self.status, code
+            "{} {} failed: HTTP {} {}",
+            self.method, self.target, self.status, code
         )?;
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
@@ -148,6 +169,8 @@ pub enum ErrorKind {
     InvalidInput,
     /// A request timed out.
     Timeout,
+    /// The object changed while being read.
+    Changed,
     /// Anything else.
     Other,
 }
@@ -166,6 +189,7 @@ impl Error {
                 _ => ErrorKind::Other,
             },
             Error::Transport { timeout: true, .. } => ErrorKind::Timeout,
+            Error::Changed { .. } => ErrorKind::Changed,
             _ => ErrorKind::Other,
         }
     }
@@ -178,12 +202,40 @@ impl Error {
         }
     }
 
+    /// The object or bucket the failed request was for, when there was one.
+    pub(crate) fn target(&self) -> Option<&Target> {
+        match self {
+            Error::Service(e) => Some(&e.target),
+            Error::Transport { target, .. }
+            | Error::Protocol { target, .. }
+            | Error::Changed { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    /// The request id of the server's answer, when there was one.
+    pub(crate) fn request_id(&self) -> &str {
+        match self {
+            Error::Service(e) => &e.request_id,
+            Error::Changed { request_id, .. } => request_id,
+            _ => "",
+        }
+    }
+
     pub(crate) fn invalid(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             what,
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+fn request_id_suffix(request_id: &str) -> String {
+    if request_id.is_empty() {
+        String::new()
+    } else {
+        format!(", request id {request_id}")
     }
 }
 
@@ -206,8 +258,7 @@ mod tests {
             message: "The specified key does not exist.".into(),
             request_id: "5C3D9175B6FC201293AD4890".into(),
             ec: "0026-00000001".into(),
-            bucket: "bkt".into(),
-            key: "a/b.png".into(),
+            target: Target::oss("bkt", "a/b.png"),
             server_time: String::new(),
         });
         let text = e.to_string();

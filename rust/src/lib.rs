@@ -15,6 +15,7 @@ pub(crate) mod error;
 pub(crate) mod http;
 pub(crate) mod memory;
 pub(crate) mod ops;
+pub(crate) mod per_process;
 pub(crate) mod pipeline;
 pub(crate) mod protocol;
 pub(crate) mod runtime;
@@ -29,12 +30,13 @@ mod py;
 #[doc(hidden)]
 pub mod internals {
     pub use crate::credentials::{Credential, ProvideCredential};
-    pub use crate::error::{Error, Result};
+    pub use crate::error::{Error, ErrorKind, Result, ServiceError};
     pub use crate::memory::budget::{Budget, Reservation};
     pub use crate::memory::chunks::Chunks;
-    pub use crate::ops::get::crc64;
+    pub use crate::ops::crc::crc64;
     pub use crate::pipeline::{ObjectRequest, ObjectStart, ObjectStream, Part, StreamSettings};
     pub use crate::protocol::xml::ListBucketResult;
+    pub use crate::protocol::Target;
     pub use crate::session::{Session, SessionBuilder};
     pub use crate::sign::{OssV4Signer, RequestHead, Signer};
 }

@@ -5,7 +5,7 @@
 //! DataLoader worker gets fresh ones instead of its parent's sockets and threads.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::runtime::Runtime;
 
@@ -16,16 +16,17 @@ use crate::credentials::{
 use crate::error::{Error, Result};
 use crate::http::audit::AuditLog;
 use crate::http::client::{ClientSettings, OssClient};
+use crate::http::request::Timeouts;
 use crate::http::retry::RetryConfig;
 use crate::memory::budget::Budget;
+use crate::memory::buffer_pool;
+use crate::per_process::PerProcess;
 use crate::pipeline::StreamSettings;
 use crate::protocol::endpoint::Endpoint;
+use crate::protocol::OSS;
 use crate::sign::OssV4Signer;
 
 const MIB: u64 = 1024 * 1024;
-
-/// Environment variable naming the region when `region=` is not given.
-pub(crate) const ENV_REGION: &str = "OSS_REGION";
 
 /// Options as the user gave them.
 #[derive(Debug, Default)]
@@ -46,7 +47,7 @@ impl SessionBuilder {
         SessionBuilder {
             endpoint: endpoint.into(),
             default_cred_file: FileProvider::default_path(),
-            env_region: std::env::var(ENV_REGION).ok(),
+            env_region: std::env::var(OSS.region_env).ok(),
             ..Default::default()
         }
     }
@@ -120,7 +121,7 @@ impl SessionBuilder {
             loaded,
             credentials,
             audit,
-            per_process: Mutex::new(None),
+            client: PerProcess::new(),
         })
     }
 }
@@ -144,7 +145,8 @@ fn resolve_region(
             raw,
             format!(
                 "no region can be inferred from it (expected oss-<region>[-internal].aliyuncs.com); \
-                 pass region=\"cn-hangzhou\" (for example) or set {ENV_REGION}"
+                 pass region=\"cn-hangzhou\" (for example) or set {}",
+                OSS.region_env
             ),
         )
     })
@@ -158,7 +160,8 @@ pub struct Session {
     loaded: LoadedConfig,
     credentials: Arc<CredentialCache>,
     audit: Option<Arc<AuditLog>>,
-    per_process: Mutex<Option<(u32, Arc<OssClient>)>>,
+    /// This process's client (see [`crate::per_process`]).
+    client: PerProcess<Arc<OssClient>>,
 }
 
 impl Session {
@@ -199,7 +202,10 @@ impl Session {
 
     /// This process's byte budget (`prefetchMB`).
     pub fn budget(&self) -> Arc<Budget> {
-        Budget::for_process(self.loaded.config.dataset.prefetch_mb * MIB)
+        let capacity = self.loaded.config.dataset.prefetch_mb * MIB;
+        // The budgeted bytes arrive in pooled buffers: keep as many idle for the next ones.
+        buffer_pool::keep_idle_up_to(capacity);
+        Budget::for_process(capacity)
     }
 
     /// This process's client, built on first use in each process.
@@ -207,44 +213,37 @@ impl Session {
     /// # Errors
     /// `Internal` when the HTTP stack cannot be initialised.
     pub fn client(&self) -> Result<Arc<OssClient>> {
-        let pid = std::process::id();
-        let mut slot = self.per_process.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((owner, client)) = slot.as_ref() {
-            if *owner == pid {
-                return Ok(client.clone());
-            }
-        }
-        // An inherited client's pooled sockets belong to the parent; leak rather than close them.
-        if let Some(inherited) = slot.take() {
-            std::mem::forget(inherited);
-        }
-        let config = &self.loaded.config;
-        let ms = std::time::Duration::from_millis;
-        let r = &config.retry;
-        let settings = ClientSettings {
-            retry: RetryConfig {
-                max_attempts: r.max_attempts,
-                deadline: ms(r.operation_timeout_ms),
-                ..RetryConfig::default()
-            },
-            connect_timeout: ms(r.connect_timeout_ms),
-            first_byte_timeout: ms(r.first_byte_timeout_ms),
-            read_timeout: ms(r.read_timeout_ms),
-            max_concurrency: config.dataset.prefetch_concurrency,
-            audit: self.audit.clone(),
-            max_idle_connections: config
-                .dataset
-                .prefetch_concurrency
-                .max(ClientSettings::default().max_idle_connections),
-        };
-        let client = Arc::new(OssClient::new(
-            self.endpoint.clone(),
-            Arc::new(OssV4Signer::new(self.region.clone())),
-            self.credentials.clone(),
-            settings,
-        )?);
-        *slot = Some((pid, client.clone()));
-        Ok(client)
+        self.client.get_or_try_init(|| {
+            let config = &self.loaded.config;
+            let ms = std::time::Duration::from_millis;
+            let r = &config.retry;
+            let settings = ClientSettings {
+                retry: RetryConfig {
+                    max_attempts: r.max_attempts,
+                    deadline: ms(r.operation_timeout_ms),
+                    ..RetryConfig::default()
+                },
+                timeouts: Timeouts {
+                    connect: ms(r.connect_timeout_ms),
+                    first_byte: ms(r.first_byte_timeout_ms),
+                    between_bytes: ms(r.read_timeout_ms),
+                },
+                max_concurrency: config.dataset.prefetch_concurrency,
+                audit: self.audit.clone(),
+                max_idle_connections: config
+                    .dataset
+                    .prefetch_concurrency
+                    .max(ClientSettings::default().max_idle_connections),
+            };
+            let client = OssClient::new(
+                self.endpoint.clone(),
+                &OSS,
+                Arc::new(OssV4Signer::new(self.region.clone())),
+                self.credentials.clone(),
+                settings,
+            )?;
+            Ok(Arc::new(client))
+        })
     }
 }
 

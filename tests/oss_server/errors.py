@@ -14,6 +14,7 @@ _EC = {
     "NoSuchBucket": "0015-00000101",
     "NoSuchKey": "0026-00000001",
     "InvalidRange": "0017-00000013",
+    "PreconditionFailed": "0026-00000002",
     "InvalidArgument": "0017-00000001",
     "InvalidObjectName": "0016-00000005",
     "InvalidBucketName": "0015-00000001",

@@ -594,6 +594,14 @@ class OssRequestHandler(BaseHTTPRequestHandler):
 
     def _get_object(self, bucket: str, key: str, headers: dict[str, str], fault: Fault) -> None:
         meta = self.server.state.store.get(bucket, key)
+        if_match = headers.get("if-match")
+        if if_match is not None and if_match.strip() != meta.etag:
+            # As OSS: the read is pinned to a version that is no longer there.
+            raise OssError(
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold.",
+            )
         out = self._object_headers(meta)
         span = None
         range_value = headers.get("range")

@@ -68,14 +68,14 @@ const REFRESH_MARGIN_SECONDS: i64 = 300;
 /// Holds the current credential and asks the provider again when it nears expiry or is
 /// invalidated (after the server rejects the token).
 #[derive(Debug)]
-pub struct CredentialCache {
+pub(crate) struct CredentialCache {
     provider: Box<dyn ProvideCredential>,
     current: RwLock<Option<Arc<Credential>>>,
 }
 
 impl CredentialCache {
     /// Wraps a provider; nothing is loaded until [`CredentialCache::get`].
-    pub fn new(provider: Box<dyn ProvideCredential>) -> Self {
+    pub(crate) fn new(provider: Box<dyn ProvideCredential>) -> Self {
         CredentialCache {
             provider,
             current: RwLock::new(None),
@@ -86,7 +86,7 @@ impl CredentialCache {
     ///
     /// # Errors
     /// What the provider reports; a failed refresh is not cached, the next call tries again.
-    pub fn get(&self) -> Result<Arc<Credential>> {
+    pub(crate) fn get(&self) -> Result<Arc<Credential>> {
         let margin = Duration::seconds(REFRESH_MARGIN_SECONDS);
         if let Some(c) = self.read_current() {
             if c.is_valid_at(Utc::now(), margin) {
@@ -110,7 +110,7 @@ impl CredentialCache {
 
     /// Forgets `stale` so the next [`CredentialCache::get`] reloads; a no-op when the cache
     /// already moved on to another credential.
-    pub fn invalidate(&self, stale: &Credential) {
+    pub(crate) fn invalidate(&self, stale: &Credential) {
         let mut slot = self
             .current
             .write()

@@ -14,14 +14,14 @@ use crate::error::{Error, Result};
 
 /// An append-only audit file.
 #[derive(Debug)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     path: String,
     file: Mutex<File>,
 }
 
 /// One audited attempt.
 #[derive(Debug)]
-pub struct AuditRecord<'a> {
+pub(crate) struct AuditRecord<'a> {
     /// HTTP method.
     pub method: &'a str,
     /// `oss://bucket/key`.
@@ -43,7 +43,7 @@ impl AuditLog {
     ///
     /// # Errors
     /// `File` naming the path when it cannot be opened for appending.
-    pub fn open(path: &str) -> Result<Self> {
+    pub(crate) fn open(path: &str) -> Result<Self> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -60,7 +60,7 @@ impl AuditLog {
     }
 
     /// Appends one line; a failing write is logged, never raised into the data path.
-    pub fn record(&self, r: &AuditRecord<'_>) {
+    pub(crate) fn record(&self, r: &AuditRecord<'_>) {
         let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
         let line = format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",

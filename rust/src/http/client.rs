@@ -1,48 +1,49 @@
-//! The OSS client and its one request path: sign, send, decode errors, retry.
+//! The client and its one request path: sign, send, decode errors, retry, throttle, audit.
+//!
+//! Every request of every operation goes through [`OssClient::send`]: it is signed here (again
+//! for each attempt), retried here (by the rules of [`crate::http::retry`]), and narrowed here
+//! while the store throttles ([`crate::http::throttle`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
+use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
+use http::header::CONTENT_LENGTH;
 use percent_encoding::utf8_percent_encode;
 
 use crate::credentials::CredentialCache;
 use crate::error::{Error, Result, ServiceError};
 use crate::http::audit::{AuditLog, AuditRecord};
-use crate::http::retry::{RetryConfig, RetryContext};
+use crate::http::request::{streamed_body, Request, Timeouts};
+use crate::http::retry::{classify, Decision, RetryConfig, RetryContext};
 use crate::http::throttle::AdaptiveLimit;
 use crate::protocol::endpoint::{Endpoint, QUERY_ENCODE_SET};
 use crate::protocol::xml::ErrorBody;
+use crate::protocol::{Dialect, Target};
 use crate::sign::{RequestHead, Signer};
 
 /// Network settings of a client.
 #[derive(Debug, Clone)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     /// Retry budget per operation.
-    pub retry: RetryConfig,
-    /// Time allowed to open a connection.
-    pub connect_timeout: Duration,
-    /// Time allowed for the response headers to arrive.
-    pub first_byte_timeout: Duration,
-    /// Time allowed between two reads of a body.
-    pub read_timeout: Duration,
+    pub(crate) retry: RetryConfig,
+    /// How long each phase of an attempt may take.
+    pub(crate) timeouts: Timeouts,
     /// Idle connections kept per host; at least the pipeline's concurrency.
-    pub max_idle_connections: usize,
+    pub(crate) max_idle_connections: usize,
     /// Attempts in flight at most (narrower while throttled).
-    pub max_concurrency: usize,
+    pub(crate) max_concurrency: usize,
     /// Where each attempt is recorded, if anywhere.
-    pub audit: Option<Arc<AuditLog>>,
+    pub(crate) audit: Option<Arc<AuditLog>>,
 }
 
 impl Default for ClientSettings {
     fn default() -> Self {
         ClientSettings {
             retry: RetryConfig::default(),
-            connect_timeout: Duration::from_secs(10),
-            first_byte_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(30),
+            timeouts: Timeouts::default(),
             max_idle_connections: 256,
             max_concurrency: 24,
             audit: None,
@@ -50,15 +51,16 @@ impl Default for ClientSettings {
     }
 }
 
-/// An OSS client bound to one endpoint, region signer and credential source.
+/// A client bound to one endpoint, protocol dialect, region signer and credential source.
 #[derive(Debug)]
 pub struct OssClient {
     http: reqwest::Client,
     endpoint: Endpoint,
+    dialect: &'static Dialect,
     signer: Arc<dyn Signer>,
     credentials: Arc<CredentialCache>,
     settings: ClientSettings,
-    /// Server time minus local time, learnt from `RequestTimeTooSkewed` answers.
+    /// Server time minus local time, learnt from clock-skew answers.
     clock_offset_ms: AtomicI64,
     /// Attempts in flight, narrowed while the store throttles.
     limit: AdaptiveLimit,
@@ -69,15 +71,17 @@ impl OssClient {
     ///
     /// # Errors
     /// `Internal` when the TLS/HTTP stack cannot be initialised.
-    pub fn new(
+    pub(crate) fn new(
         endpoint: Endpoint,
+        dialect: &'static Dialect,
         signer: Arc<dyn Signer>,
         credentials: Arc<CredentialCache>,
         settings: ClientSettings,
     ) -> Result<Self> {
+        // No reqwest read timeout: it also runs while a request body is being sent (no answer
+        // bytes arrive then), so it would cut long uploads. The phases are timed here instead.
         let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.read_timeout)
+            .connect_timeout(settings.timeouts.connect)
             .pool_max_idle_per_host(settings.max_idle_connections)
             .tcp_nodelay(true)
             .http1_only()
@@ -88,6 +92,7 @@ impl OssClient {
         Ok(OssClient {
             http,
             endpoint,
+            dialect,
             signer,
             credentials,
             clock_offset_ms: AtomicI64::new(0),
@@ -96,32 +101,51 @@ impl OssClient {
         })
     }
 
-    /// Attempts allowed in flight right now (lowered while the store throttles).
-    pub fn concurrency_limit(&self) -> usize {
-        self.limit.limit()
+    /// The protocol this client speaks.
+    pub(crate) fn dialect(&self) -> &'static Dialect {
+        self.dialect
+    }
+
+    /// `bucket`/`key` as this client's requests and messages name them.
+    pub(crate) fn target(&self, bucket: &str, key: &str) -> Target {
+        Target {
+            scheme: self.dialect.scheme,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    /// What `head` is for.
+    pub(crate) fn target_of(&self, head: &RequestHead) -> Target {
+        self.target(head.bucket.as_deref().unwrap_or(""), &head.key)
     }
 
     /// A fresh retry budget for one operation.
-    pub fn retry_context(&self) -> RetryContext {
-        RetryContext::new(self.settings.retry.clone())
+    pub(crate) fn retry_context(&self) -> RetryContext {
+        RetryContext::new(self.settings.retry.clone(), self.dialect)
     }
 
-    /// Sends `head` until it succeeds or `ctx` says to give up; returns the successful response.
+    /// Sends `request` until it succeeds or `ctx` says to give up; returns the successful
+    /// response. A request that is not idempotent is sent again only when nothing of it can
+    /// have reached the server.
     ///
     /// Each attempt is signed again: the date moves and credentials may have been refreshed.
     ///
     /// # Errors
-    /// The last attempt's error: `Service` with the decoded OSS error, or `Transport`.
-    pub async fn send(
+    /// The last attempt's error: `Service` with the decoded error answer, or `Transport`.
+    pub(crate) async fn send(
         &self,
-        head: &RequestHead,
+        request: &Request,
         ctx: &mut RetryContext,
     ) -> Result<reqwest::Response> {
         loop {
-            let error = match self.attempt(head).await {
+            let error = match self.attempt(request).await {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
+            if !request.idempotent && matches!(error, Error::Transport { sent: true, .. }) {
+                return Err(error);
+            }
             self.backoff(ctx, &error).await.ok_or(error)?;
         }
     }
@@ -129,10 +153,7 @@ impl OssClient {
     /// Records a failed attempt in `ctx` and sleeps before the next; `None` means give up.
     pub(crate) async fn backoff(&self, ctx: &mut RetryContext, error: &Error) -> Option<()> {
         let delay = ctx.on_failure(error, rand::random::<f64>())?;
-        if matches!(
-            crate::http::retry::classify(error),
-            crate::http::retry::Decision::RefreshCredentials
-        ) {
+        if classify(error, self.dialect) == Decision::RefreshCredentials {
             if let Ok(stale) = self.credentials.get() {
                 self.credentials.invalidate(&stale);
             }
@@ -147,48 +168,124 @@ impl OssClient {
         Some(())
     }
 
-    async fn attempt(&self, head: &RequestHead) -> Result<reqwest::Response> {
+    async fn attempt(&self, request: &Request) -> Result<reqwest::Response> {
         let _permit = self.limit.acquire().await;
         let started = std::time::Instant::now();
-        let result = self.attempt_unlimited(head).await;
+        let result = self.attempt_unlimited(request).await;
         if let Some(audit) = &self.settings.audit {
-            audit_attempt(audit, head, &result, started.elapsed());
+            self.audit_attempt(audit, &request.head, &result, started.elapsed());
         }
         match &result {
             Ok(_) => self.limit.on_success(),
-            Err(e) if is_throttling(e) => self.limit.on_throttled(std::time::Instant::now()),
+            Err(Error::Service(e)) if self.dialect.is_throttling(e.status, &e.code) => {
+                self.limit.on_throttled(std::time::Instant::now())
+            }
             Err(_) => {}
         }
         result
     }
 
-    async fn attempt_unlimited(&self, head: &RequestHead) -> Result<reqwest::Response> {
-        let credential = self.credentials.get()?;
-        let mut signed = head.clone();
-        self.signer.sign(&mut signed, &credential, self.now())?;
-        let bucket = signed.bucket.as_deref().unwrap_or("");
-        let mut url = self.endpoint.url(bucket, &signed.key);
-        if !signed.query.is_empty() {
-            url.push('?');
-            url.push_str(&encode_query(&signed.query));
-        }
-        let sending = self
-            .http
-            .request(signed.method.clone(), url)
-            .headers(signed.headers)
-            .send();
-        let response = tokio::time::timeout(self.settings.first_byte_timeout, sending)
-            .await
-            .map_err(|_| Error::Transport {
+    /// The next piece of `response`'s body, `None` at its end; fails when no byte arrives for
+    /// the between-bytes timeout.
+    pub(crate) async fn body_chunk(
+        &self,
+        head: &RequestHead,
+        response: &mut reqwest::Response,
+    ) -> Result<Option<Bytes>> {
+        let between = self.settings.timeouts.between_bytes;
+        match tokio::time::timeout(between, response.chunk()).await {
+            Ok(chunk) => chunk.map_err(|e| self.transport_error(head, &e)),
+            Err(_) => Err(Error::Transport {
                 method: head.method.to_string(),
-                target: target(head),
+                target: self.target_of(head),
                 reason: format!(
-                    "no response within {} ms (firstByteTimeoutMs)",
-                    self.settings.first_byte_timeout.as_millis()
+                    "no body bytes arrived for {} ms (readTimeoutMs)",
+                    between.as_millis()
                 ),
                 timeout: true,
-            })?
-            .map_err(|e| transport_error(head, &e))?;
+                sent: true,
+            }),
+        }
+    }
+
+    /// All of a (small) answer's body.
+    pub(crate) async fn body_bytes(
+        &self,
+        head: &RequestHead,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.body_chunk(head, &mut response).await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// The URL `head` is sent to, query included.
+    fn url(&self, head: &RequestHead) -> Result<reqwest::Url> {
+        let bucket = head.bucket.as_deref().unwrap_or("");
+        let mut url = self.endpoint.url(bucket, &head.key);
+        if !head.query.is_empty() {
+            url.push('?');
+            url.push_str(&encode_query(&head.query));
+        }
+        reqwest::Url::parse(&url).map_err(|e| Error::Internal(format!("bad URL {url}: {e}")))
+    }
+
+    async fn attempt_unlimited(&self, request: &Request) -> Result<reqwest::Response> {
+        let head = &request.head;
+        let credential = self.credentials.get()?;
+        // Known before signing: a signature may cover the host and path actually sent.
+        let url = self.url(head)?;
+        let mut signed = head.clone();
+        self.signer
+            .sign(&mut signed, &url, &credential, self.now())?;
+        let mut builder = self
+            .http
+            .request(signed.method.clone(), url)
+            .headers(signed.headers);
+        let mut upload = None;
+        if let Some(body) = &request.body {
+            let (body, progress) = streamed_body(body.clone());
+            let length = request.body.as_ref().map_or(0, |b| b.len());
+            builder = builder.header(CONTENT_LENGTH, length).body(body);
+            upload = Some(progress);
+        }
+        let timeouts = self.settings.timeouts;
+        let transport = |reason: String, timeout: bool| Error::Transport {
+            method: head.method.to_string(),
+            target: self.target_of(head),
+            reason,
+            timeout,
+            sent: true,
+        };
+        // The wait for the answer starts once the body is sent; until then, the body must
+        // keep moving.
+        let no_answer = async {
+            if let Some(progress) = &upload {
+                if progress.sent(timeouts.between_bytes).await.is_err() {
+                    return transport(
+                        format!(
+                            "the request body stopped moving for {} ms (readTimeoutMs)",
+                            timeouts.between_bytes.as_millis()
+                        ),
+                        true,
+                    );
+                }
+            }
+            tokio::time::sleep(timeouts.first_byte).await;
+            transport(
+                format!(
+                    "no response within {} ms (firstByteTimeoutMs)",
+                    timeouts.first_byte.as_millis()
+                ),
+                true,
+            )
+        };
+        let response = tokio::select! {
+            answered = builder.send() => answered.map_err(|e| self.transport_error(head, &e))?,
+            timed_out = no_answer => return Err(timed_out),
+        };
         if response.status().is_success() {
             return Ok(response);
         }
@@ -197,8 +294,11 @@ impl OssClient {
             .get(http::header::DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| DateTime::parse_from_rfc2822(v).ok());
-        let error = service_error(head, response).await;
-        if let Some(e) = error.service().filter(|e| e.code == "RequestTimeTooSkewed") {
+        let error = self.service_error(head, response).await;
+        if let Some(e) = error
+            .service()
+            .filter(|e| e.code == self.dialect.clock_skew_code)
+        {
             // The error body's ServerTime is the server's own clock; Date may come from a proxy.
             let from_body = DateTime::parse_from_rfc3339(&e.server_time).ok();
             if let Some(t) = from_body.or(server_time) {
@@ -217,128 +317,111 @@ impl OssClient {
         let offset = (server_time - Utc::now()).num_milliseconds();
         log::warn!(
             target: "osstorchconnector",
-            "the server's clock is {offset} ms off ours (RequestTimeTooSkewed); signing with its time"
+            "the server's clock is {offset} ms off ours ({}); signing with its time",
+            self.dialect.clock_skew_code
         );
         self.clock_offset_ms.store(offset, Ordering::Relaxed);
     }
-}
 
-fn audit_attempt(
-    audit: &AuditLog,
-    head: &RequestHead,
-    result: &Result<reqwest::Response>,
-    latency: std::time::Duration,
-) {
-    let target = target(head);
-    let method = head.method.as_str();
-    match result {
-        Ok(response) => {
-            let request_id = response
+    fn audit_attempt(
+        &self,
+        audit: &AuditLog,
+        head: &RequestHead,
+        result: &Result<reqwest::Response>,
+        latency: std::time::Duration,
+    ) {
+        let target = self.target_of(head).to_string();
+        let method = head.method.as_str();
+        match result {
+            Ok(response) => {
+                let request_id = response
+                    .headers()
+                    .get(self.dialect.request_id_header)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                audit.record(&AuditRecord {
+                    method,
+                    target: &target,
+                    status: response.status().as_u16(),
+                    bytes: response.content_length().unwrap_or(0),
+                    latency,
+                    request_id,
+                    error: "",
+                });
+            }
+            Err(e) => {
+                let (status, reason) = match e.service() {
+                    Some(s) => (s.status, s.code.clone()),
+                    None => (0, e.to_string()),
+                };
+                audit.record(&AuditRecord {
+                    method,
+                    target: &target,
+                    status,
+                    bytes: 0,
+                    latency,
+                    request_id: e.request_id(),
+                    error: &reason,
+                });
+            }
+        }
+    }
+
+    /// A transport failure of `head`'s request, its causes spelled out.
+    pub(crate) fn transport_error(&self, head: &RequestHead, e: &reqwest::Error) -> Error {
+        // reqwest's Display omits the cause ("error sending request"); the chain says what broke.
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            reason.push_str(": ");
+            reason.push_str(&s.to_string());
+            source = s.source();
+        }
+        Error::Transport {
+            method: head.method.to_string(),
+            target: self.target_of(head),
+            reason,
+            timeout: e.is_timeout(),
+            sent: !e.is_connect(),
+        }
+    }
+
+    async fn service_error(&self, head: &RequestHead, response: reqwest::Response) -> Error {
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
                 .headers()
-                .get("x-oss-request-id")
+                .get(name)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            audit.record(&AuditRecord {
-                method,
-                target: &target,
-                status: response.status().as_u16(),
-                bytes: response.content_length().unwrap_or(0),
-                latency,
-                request_id,
-                error: "",
-            });
-        }
-        Err(e) => {
-            let (status, request_id, reason) = match e.service() {
-                Some(s) => (s.status, s.request_id.as_str(), s.code.clone()),
-                None => (0, "", e.to_string()),
-            };
-            audit.record(&AuditRecord {
-                method,
-                target: &target,
-                status,
-                bytes: 0,
-                latency,
-                request_id,
-                error: &reason,
-            });
-        }
-    }
-}
-
-/// Whether an answer asks the client to slow down.
-fn is_throttling(error: &Error) -> bool {
-    error
-        .service()
-        .is_some_and(|e| e.status == 429 || e.status == 503 || e.code.contains("LimitExceeded"))
-}
-
-/// `oss://bucket/key` of a request, for messages.
-pub(crate) fn target(head: &RequestHead) -> String {
-    format!(
-        "oss://{}/{}",
-        head.bucket.as_deref().unwrap_or(""),
-        head.key
-    )
-}
-
-pub(crate) fn transport_error(head: &RequestHead, e: &reqwest::Error) -> Error {
-    // reqwest's Display omits the cause ("error sending request"); the chain says what broke.
-    let mut reason = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        reason.push_str(": ");
-        reason.push_str(&s.to_string());
-        source = s.source();
-    }
-    Error::Transport {
-        method: head.method.to_string(),
-        target: target(head),
-        reason,
-        timeout: e.is_timeout(),
-    }
-}
-
-async fn service_error(head: &RequestHead, response: reqwest::Response) -> Error {
-    let status = response.status().as_u16();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let request_id = header("x-oss-request-id");
-    // HEAD answers carry no body; OSS puts the error document in `x-oss-err`, base64-encoded.
-    let err_header = header("x-oss-err");
-    let body = if err_header.is_empty() {
-        response
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .unwrap_or_default()
-    } else {
-        base64::engine::general_purpose::STANDARD
-            .decode(err_header.trim())
-            .unwrap_or_default()
-    };
-    let parsed = ErrorBody::parse(&body).unwrap_or_default();
-    Error::from(ServiceError {
-        method: head.method.to_string(),
-        status,
-        code: parsed.code,
-        message: parsed.message,
-        request_id: if parsed.request_id.is_empty() {
-            request_id
+                .unwrap_or("")
+                .to_string()
+        };
+        let request_id = header(self.dialect.request_id_header);
+        // HEAD answers carry no body; OSS puts the error document in a header, base64-encoded.
+        let err_header = self.dialect.error_header.map(header).unwrap_or_default();
+        let body = if err_header.is_empty() {
+            self.body_bytes(head, response).await.unwrap_or_default()
         } else {
-            parsed.request_id
-        },
-        ec: parsed.ec,
-        server_time: parsed.server_time,
-        bucket: head.bucket.clone().unwrap_or_default(),
-        key: head.key.clone(),
-    })
+            base64::engine::general_purpose::STANDARD
+                .decode(err_header.trim())
+                .unwrap_or_default()
+        };
+        let parsed = ErrorBody::parse(&body).unwrap_or_default();
+        Error::from(ServiceError {
+            method: head.method.to_string(),
+            status,
+            code: parsed.code,
+            message: parsed.message,
+            request_id: if parsed.request_id.is_empty() {
+                request_id
+            } else {
+                parsed.request_id
+            },
+            ec: parsed.ec,
+            server_time: parsed.server_time,
+            target: self.target_of(head),
+        })
+    }
 }
 
 fn encode_query(query: &[(String, String)]) -> String {

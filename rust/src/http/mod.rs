@@ -3,5 +3,9 @@
 
 pub(crate) mod audit;
 pub(crate) mod client;
+pub(crate) mod request;
 pub(crate) mod retry;
 pub(crate) mod throttle;
+
+#[cfg(test)]
+mod tests;

@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::protocol::Dialect;
 
 /// Retry settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryConfig {
+pub(crate) struct RetryConfig {
     /// Attempts per operation, the first included.
     pub max_attempts: u32,
     /// Backoff base delay.
@@ -43,20 +44,13 @@ pub(crate) enum Decision {
     Fail,
 }
 
-/// OSS codes that mean the STS token or key in use is stale and a reload may fix it.
-const CREDENTIAL_CODES: &[&str] = &[
-    "SecurityTokenExpired",
-    "InvalidSecurityToken",
-    "InvalidAccessKeyId",
-];
-
 /// Classifies a failed attempt.
-pub(crate) fn classify(error: &Error) -> Decision {
+pub(crate) fn classify(error: &Error, dialect: &Dialect) -> Decision {
     match error {
         Error::Service(e) => {
-            if e.code == "RequestTimeTooSkewed" {
+            if e.code == dialect.clock_skew_code {
                 Decision::Retry
-            } else if CREDENTIAL_CODES.contains(&e.code.as_str()) {
+            } else if dialect.credential_codes.contains(&e.code.as_str()) {
                 Decision::RefreshCredentials
             } else if e.status >= 500 || e.status == 408 || e.status == 429 {
                 Decision::Retry
@@ -71,8 +65,9 @@ pub(crate) fn classify(error: &Error) -> Decision {
 
 /// The attempt budget of one operation (a GET including any body resumes, one list page, ...).
 #[derive(Debug)]
-pub struct RetryContext {
+pub(crate) struct RetryContext {
     config: RetryConfig,
+    dialect: &'static Dialect,
     attempts: u32,
     refreshed: bool,
     started: std::time::Instant,
@@ -80,9 +75,10 @@ pub struct RetryContext {
 
 impl RetryContext {
     /// A fresh budget.
-    pub fn new(config: RetryConfig) -> Self {
+    pub(crate) fn new(config: RetryConfig, dialect: &'static Dialect) -> Self {
         RetryContext {
             config,
+            dialect,
             attempts: 0,
             refreshed: false,
             started: std::time::Instant::now(),
@@ -91,9 +87,9 @@ impl RetryContext {
 
     /// Records a failed attempt; returns the delay before the next one, or `None` to give up.
     /// `jitter` is a uniform sample from `[0, 1)`.
-    pub fn on_failure(&mut self, error: &Error, jitter: f64) -> Option<Duration> {
+    pub(crate) fn on_failure(&mut self, error: &Error, jitter: f64) -> Option<Duration> {
         self.attempts += 1;
-        let decision = classify(error);
+        let decision = classify(error, self.dialect);
         if decision == Decision::Fail || self.attempts >= self.config.max_attempts {
             return None;
         }
@@ -112,7 +108,7 @@ impl RetryContext {
     }
 
     /// Attempts made so far.
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.attempts
     }
 }
@@ -130,6 +126,7 @@ pub(crate) fn full_jitter(config: &RetryConfig, n: u32, jitter: f64) -> Duration
 mod tests {
     use super::*;
     use crate::error::ServiceError;
+    use crate::protocol::{Target, OSS};
 
     fn service(status: u16, code: &str) -> Error {
         Error::from(ServiceError {
@@ -143,9 +140,10 @@ mod tests {
     fn classification_table() {
         let transport = Error::Transport {
             method: "GET".into(),
-            target: "oss://b/k".into(),
+            target: Target::oss("b", "k"),
             reason: "connection reset".into(),
             timeout: false,
+            sent: true,
         };
         for (error, want) in [
             (service(500, "InternalError"), Decision::Retry),
@@ -168,7 +166,7 @@ mod tests {
             (transport, Decision::Retry),
             (Error::invalid("OSS URI", "x", "bad"), Decision::Fail),
         ] {
-            assert_eq!(classify(&error), want, "{error}");
+            assert_eq!(classify(&error, &OSS), want, "{error}");
         }
     }
 
@@ -190,26 +188,32 @@ mod tests {
     #[test]
     fn budget_is_shared_and_refresh_happens_once() {
         let rng = 0.0;
-        let mut ctx = RetryContext::new(RetryConfig {
-            max_attempts: 3,
-            ..Default::default()
-        });
+        let mut ctx = RetryContext::new(
+            RetryConfig {
+                max_attempts: 3,
+                ..Default::default()
+            },
+            &OSS,
+        );
         assert!(ctx.on_failure(&service(503, ""), rng).is_some());
         assert!(ctx.on_failure(&service(503, ""), rng).is_some());
         assert!(ctx.on_failure(&service(503, ""), rng).is_none());
 
-        let mut ctx = RetryContext::new(RetryConfig::default());
+        let mut ctx = RetryContext::new(RetryConfig::default(), &OSS);
         let expired = service(403, "SecurityTokenExpired");
         assert_eq!(ctx.on_failure(&expired, rng), Some(Duration::ZERO));
         assert!(ctx.on_failure(&expired, rng).is_none());
-        assert!(RetryContext::new(RetryConfig::default())
+        assert!(RetryContext::new(RetryConfig::default(), &OSS)
             .on_failure(&service(404, "NoSuchKey"), rng)
             .is_none());
 
-        let mut past_deadline = RetryContext::new(RetryConfig {
-            deadline: Duration::ZERO,
-            ..Default::default()
-        });
+        let mut past_deadline = RetryContext::new(
+            RetryConfig {
+                deadline: Duration::ZERO,
+                ..Default::default()
+            },
+            &OSS,
+        );
         assert!(past_deadline.on_failure(&service(503, ""), 0.5).is_none());
     }
 }

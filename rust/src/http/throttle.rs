@@ -55,6 +55,7 @@ impl AdaptiveLimit {
     }
 
     /// The current width.
+    #[cfg(test)]
     pub(crate) fn limit(&self) -> usize {
         self.state().limit
     }

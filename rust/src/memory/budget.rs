@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
+use crate::per_process::PerProcess;
+
 /// A pool of bytes shared by every stream of a process.
 #[derive(Debug)]
 pub struct Budget {
@@ -18,10 +20,8 @@ pub struct Budget {
     released: Arc<Notify>,
 }
 
-/// Budgets of this process by capacity, tagged with the pid that made them.
-type ProcessBudgets = Option<(u32, Vec<Arc<Budget>>)>;
-
-static PROCESS_BUDGETS: Mutex<ProcessBudgets> = Mutex::new(None);
+/// Budgets of this process, one per capacity.
+static PROCESS_BUDGETS: PerProcess<Vec<Arc<Budget>>> = PerProcess::new();
 
 impl Budget {
     /// A budget of `capacity` bytes.
@@ -36,22 +36,14 @@ impl Budget {
     /// The process's budget of `capacity` bytes, shared by every stream configured with that
     /// `prefetchMB`; a forked child gets its own rather than its parent's accounting.
     pub fn for_process(capacity: u64) -> Arc<Self> {
-        let pid = std::process::id();
-        let mut slot = PROCESS_BUDGETS.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_none_or(|(owner, _)| *owner != pid) {
-            *slot = Some((pid, Vec::new()));
-        }
-        let Some((_, budgets)) = slot.as_mut() else {
-            return Budget::new(capacity);
-        };
-        if let Some(b) = budgets.iter().find(|b| b.capacity == capacity) {
-            return b.clone();
-        }
-        let b = Budget::new(capacity);
-        budgets.push(b.clone());
-        // The buffers these bytes arrive in are recycled up to the same amount.
-        crate::memory::buffer_pool::keep_idle_up_to(capacity);
-        b
+        PROCESS_BUDGETS.with(Vec::new, |budgets| {
+            if let Some(b) = budgets.iter().find(|b| b.capacity == capacity) {
+                return b.clone();
+            }
+            let b = Budget::new(capacity);
+            budgets.push(b.clone());
+            b
+        })
     }
 
     /// Total bytes.

@@ -9,53 +9,39 @@
 //! by the largest prefetch budget of the process.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use bytes::Bytes;
 
-/// Buffers smaller than this come from the allocator as usual.
-pub(crate) const POOLED_FROM: usize = 1 << 20;
+use crate::per_process::PerProcess;
 
-/// Idle buffers of this process by capacity, tagged with the pid that owns them (a forked child
-/// starts afresh) and bounded in total bytes.
+/// Buffers smaller than this come from the allocator as usual: only large bodies are
+/// gathered into buffers of this pool.
+pub(crate) const POOLED_FROM: usize = super::LARGE_BODY;
+
+/// Idle buffers by capacity, bounded in total bytes.
 #[derive(Debug, Default)]
 struct Idle {
-    pid: u32,
     by_capacity: BTreeMap<usize, Vec<Vec<u8>>>,
     bytes: usize,
     limit: usize,
 }
 
-static IDLE: Mutex<Idle> = Mutex::new(Idle {
-    pid: 0,
-    by_capacity: BTreeMap::new(),
-    bytes: 0,
-    limit: 0,
-});
+/// This process's idle buffers (a forked child starts with none).
+static IDLE: PerProcess<Idle> = PerProcess::new();
 
-fn idle() -> std::sync::MutexGuard<'static, Idle> {
-    let mut idle = IDLE.lock().unwrap_or_else(|p| p.into_inner());
-    let pid = std::process::id();
-    if idle.pid != pid {
-        // Inherited from the parent across fork: the child's budget starts empty too.
-        *idle = Idle {
-            pid,
-            ..Idle::default()
-        };
-    }
-    idle
-}
-
-/// Lets up to `bytes` of idle buffers be kept (the largest prefetch budget wins).
+/// Lets up to `bytes` of idle buffers be kept (the largest limit asked for wins). Whoever
+/// budgets the bytes that arrive in these buffers asks for as much (see
+/// [`crate::session::Session::budget`]).
 pub(crate) fn keep_idle_up_to(bytes: u64) {
-    let mut idle = idle();
-    idle.limit = idle.limit.max(usize::try_from(bytes).unwrap_or(usize::MAX));
+    IDLE.with(Idle::default, |idle| {
+        idle.limit = idle.limit.max(usize::try_from(bytes).unwrap_or(usize::MAX));
+    });
 }
 
 /// Bytes of idle buffers held now.
 #[cfg(test)]
 fn idle_bytes() -> usize {
-    idle().bytes
+    IDLE.with(Idle::default, |idle| idle.bytes)
 }
 
 /// A buffer being filled; once full, [`PooledBuf::freeze`] turns it into `Bytes` that return the
@@ -70,14 +56,16 @@ impl PooledBuf {
     /// else a new one.
     pub(crate) fn with_capacity(len: usize) -> Self {
         if len >= POOLED_FROM {
-            let mut idle = idle();
-            let fitting = idle
-                .by_capacity
-                .range_mut(len..=len.saturating_add(len / 4))
-                .find_map(|(_, list)| list.pop());
-            if let Some(mut data) = fitting {
+            let fitting = IDLE.with(Idle::default, |idle| {
+                let data = idle
+                    .by_capacity
+                    .range_mut(len..=len.saturating_add(len / 4))
+                    .find_map(|(_, list)| list.pop())?;
                 idle.bytes -= data.capacity();
                 idle.by_capacity.retain(|_, list| !list.is_empty());
+                Some(data)
+            });
+            if let Some(mut data) = fitting {
                 data.clear();
                 return PooledBuf { data };
             }
@@ -126,12 +114,13 @@ impl Drop for PooledBuf {
         if capacity < POOLED_FROM {
             return;
         }
-        let mut idle = idle();
-        if idle.bytes + capacity <= idle.limit {
-            idle.bytes += capacity;
-            let data = std::mem::take(&mut self.data);
-            idle.by_capacity.entry(capacity).or_default().push(data);
-        }
+        IDLE.with(Idle::default, |idle| {
+            if idle.bytes + capacity <= idle.limit {
+                idle.bytes += capacity;
+                let data = std::mem::take(&mut self.data);
+                idle.by_capacity.entry(capacity).or_default().push(data);
+            }
+        });
     }
 }
 

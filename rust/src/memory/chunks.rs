@@ -10,8 +10,9 @@
 
 use bytes::Bytes;
 
-use crate::memory::buffer_pool::{PooledBuf, POOLED_FROM};
+use crate::memory::buffer_pool::PooledBuf;
 use crate::memory::lent::{Lent, Owner};
+use crate::memory::LARGE_BODY;
 
 /// An immutable sequence of byte pieces, read as one run of bytes.
 #[derive(Debug, Clone, Default)]
@@ -115,7 +116,7 @@ pub(crate) enum Receiving {
 impl Receiving {
     /// Ready for a body of about `expected` bytes (0 when unknown).
     pub(crate) fn for_length(expected: usize) -> Self {
-        if expected >= POOLED_FROM {
+        if expected >= LARGE_BODY {
             Receiving::Gathered(PooledBuf::with_capacity(expected))
         } else {
             Receiving::Pieces(Chunks::new())
@@ -268,7 +269,7 @@ mod tests {
         assert_eq!(kept.pieces().len(), 2);
         assert_eq!(kept.pieces()[0].as_ptr(), piece.as_ptr(), "not copied");
 
-        let mut large = Receiving::for_length(POOLED_FROM);
+        let mut large = Receiving::for_length(LARGE_BODY);
         large.push(piece.clone());
         large.push(piece.clone());
         assert_eq!(large.len(), 2000);

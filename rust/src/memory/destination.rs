@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 /// that the memory stays valid, and is written by nothing else, until every task given a
 /// piece of it has stopped (see [`Writers`]).
 #[derive(Debug)]
-pub struct Destination {
+pub(crate) struct Destination {
     ptr: *mut u8,
     len: usize,
 }
@@ -26,22 +26,17 @@ impl Destination {
     /// # Safety
     /// `ptr..ptr+len` is writable memory that nothing else reads or writes while this value or
     /// any piece split from it exists, and that outlives them (wait for [`Writers::stopped`]).
-    pub unsafe fn new(ptr: *mut u8, len: usize) -> Self {
+    pub(crate) unsafe fn new(ptr: *mut u8, len: usize) -> Self {
         Destination { ptr, len }
     }
 
     /// Bytes it holds.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// True when it holds no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Cuts it at `at` (clamped to its length) into `..at` and `at..`.
-    pub fn split(self, at: usize) -> (Destination, Destination) {
+    pub(crate) fn split(self, at: usize) -> (Destination, Destination) {
         let at = at.min(self.len);
         // SAFETY: both pieces lie inside this destination's memory and do not overlap; the
         // original is consumed, so each byte keeps exactly one owner.
@@ -54,7 +49,7 @@ impl Destination {
     }
 
     /// The bytes as they are now (what has been written, for a holder that wrote them).
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         if self.len == 0 {
             return &[];
         }
@@ -64,7 +59,7 @@ impl Destination {
     }
 
     /// The bytes as a slice, to copy into.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         if self.len == 0 {
             return &mut [];
         }
@@ -74,7 +69,7 @@ impl Destination {
     }
 
     /// Copies `data` to offset `at`; false (and nothing written) when it does not fit.
-    pub fn write(&mut self, at: usize, data: &[u8]) -> bool {
+    pub(crate) fn write(&mut self, at: usize, data: &[u8]) -> bool {
         if at.checked_add(data.len()).is_none_or(|end| end > self.len) {
             return false;
         }
@@ -87,24 +82,24 @@ impl Destination {
 /// Counts the tasks writing into a caller's memory, so the caller can wait until none is left
 /// before it gives the memory back (after success, an error or Ctrl-C alike).
 #[derive(Debug, Default)]
-pub struct Writers {
+pub(crate) struct Writers {
     live: AtomicUsize,
     stopped: Notify,
 }
 
 /// Held by one writing task; dropping it (the task ended or was aborted) counts it out.
 #[derive(Debug)]
-pub struct WriterGuard(Arc<Writers>);
+pub(crate) struct WriterGuard(Arc<Writers>);
 
 impl Writers {
     /// Counts a new writer in.
-    pub fn enter(self: &Arc<Self>) -> WriterGuard {
+    pub(crate) fn enter(self: &Arc<Self>) -> WriterGuard {
         self.live.fetch_add(1, Ordering::AcqRel);
         WriterGuard(self.clone())
     }
 
     /// Resolves once no writer is left.
-    pub async fn stopped(&self) {
+    pub(crate) async fn stopped(&self) {
         loop {
             let notified = self.stopped.notified();
             tokio::pin!(notified);

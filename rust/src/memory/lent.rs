@@ -17,7 +17,7 @@ pub(crate) type Owner = Arc<dyn Any + Send + Sync>;
 ///
 /// The download holds a clone of `owner` for as long as it may write, so the memory outlives
 /// every write however the download ends (finished, failed or aborted).
-pub struct Lent {
+pub(crate) struct Lent {
     memory: Destination,
     owner: Owner,
 }
@@ -32,37 +32,32 @@ impl Lent {
     /// # Safety
     /// `ptr..ptr+len` stays valid while `owner` is alive, and nothing but this value reads or
     /// writes it until the bytes come back through [`Chunks::lent`](crate::memory::chunks::Chunks::lent).
-    pub unsafe fn new(ptr: *mut u8, len: usize, owner: Owner) -> Self {
+    pub(crate) unsafe fn new(ptr: *mut u8, len: usize, owner: Owner) -> Self {
         // SAFETY: as promised by the caller; `owner`, held beside it, keeps the memory valid.
         let memory = unsafe { Destination::new(ptr, len) };
         Lent { memory, owner }
     }
 
     /// Bytes lent.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.memory.len()
-    }
-
-    /// True when no bytes were lent.
-    pub fn is_empty(&self) -> bool {
-        self.memory.is_empty()
     }
 
     /// Faults the memory in with one call ahead of the writes (fresh memory would otherwise
     /// fault once per page during them; see [`crate::memory::pages::populate`]).
-    pub fn populate(&mut self) {
+    pub(crate) fn populate(&mut self) {
         let memory = self.memory.as_mut_slice();
         crate::memory::pages::populate(memory.as_mut_ptr(), memory.len());
     }
 
     /// Copies `data` to offset `at`; false (and nothing written) when it does not fit.
-    pub fn write(&mut self, at: usize, data: &[u8]) -> bool {
+    pub(crate) fn write(&mut self, at: usize, data: &[u8]) -> bool {
         self.memory.write(at, data)
     }
 
     /// The first `filled` bytes (at most all), now written, as shared bytes that keep the owner
     /// alive; and the owner.
-    pub fn into_bytes(self, filled: usize) -> (Bytes, Owner) {
+    pub(crate) fn into_bytes(self, filled: usize) -> (Bytes, Owner) {
         let owner = self.owner.clone();
         let filled = filled.min(self.len());
         (Bytes::from_owner(Filled { lent: self, filled }), owner)

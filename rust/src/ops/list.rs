@@ -5,9 +5,9 @@
 use http::Method;
 
 use crate::error::{Error, Result};
-use crate::http::client::{target, OssClient};
+use crate::http::client::OssClient;
+use crate::http::request::Request;
 use crate::protocol::xml::{ListBucketResult, ObjectSummary};
-use crate::sign::RequestHead;
 
 /// Keys per page; the server default is 100, which would quadruple list calls.
 pub(crate) const MAX_KEYS: u32 = 1000;
@@ -51,16 +51,16 @@ impl Lister {
             State::Start => None,
             State::HasMore(t) => Some(t.clone()),
         };
-        let head = self.request(token.as_deref());
+        let request = self.request(token.as_deref());
         let mut ctx = client.retry_context();
         let page = loop {
-            let response = client.send(&head, &mut ctx).await?;
-            let parsed = match response.bytes().await {
+            let response = client.send(&request, &mut ctx).await?;
+            let parsed = match client.body_bytes(&request.head, response).await {
                 Ok(body) => ListBucketResult::parse(&body).map_err(|reason| Error::Protocol {
-                    target: target(&head),
+                    target: client.target_of(&request.head),
                     reason,
                 }),
-                Err(e) => Err(crate::http::client::transport_error(&head, &e)),
+                Err(e) => Err(e),
             };
             match parsed {
                 Ok(page) => break page,
@@ -74,8 +74,9 @@ impl Lister {
         Ok(Some(page.contents))
     }
 
-    fn request(&self, token: Option<&str>) -> RequestHead {
-        let mut head = RequestHead::new(Method::GET, &self.bucket, "");
+    fn request(&self, token: Option<&str>) -> Request {
+        let mut request = Request::new(Method::GET, &self.bucket, "");
+        let head = &mut request.head;
         head.query = vec![
             ("list-type".into(), "2".into()),
             ("prefix".into(), self.prefix.clone()),
@@ -86,7 +87,7 @@ impl Lister {
             head.query
                 .push(("continuation-token".into(), t.to_string()));
         }
-        head
+        request
     }
 }
 
@@ -97,7 +98,7 @@ mod tests {
     #[test]
     fn first_request_asks_for_a_thousand_url_encoded_keys() {
         let l = Lister::new("bkt", "a/b");
-        let head = l.request(None);
+        let head = l.request(None).head;
         let q: Vec<(&str, &str)> = head
             .query
             .iter()
@@ -113,7 +114,7 @@ mod tests {
             ]
         );
         assert_eq!(head.key, "");
-        let next = l.request(Some("tok/=="));
+        let next = l.request(Some("tok/==")).head;
         assert_eq!(
             next.query.last().unwrap(),
             &("continuation-token".to_string(), "tok/==".to_string())

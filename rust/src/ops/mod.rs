@@ -1,4 +1,6 @@
 //! The store's operations, each one request (and its retries) on the [`crate::http`] path.
 
+pub(crate) mod crc;
 pub(crate) mod get;
 pub(crate) mod list;
+pub(crate) mod range;

@@ -10,7 +10,8 @@ use tokio::task::JoinSet;
 use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::memory::destination::{Destination, Writers};
-use crate::ops::get::ByteRange;
+use crate::ops::get::{GetRequest, Sink};
+use crate::ops::range::ByteRange;
 
 /// Which bytes of which object.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,9 @@ pub(crate) struct Span<'a> {
     pub key: &'a str,
     /// Offset of the span's first byte in the object.
     pub start: u64,
+    /// The ETag of the version read so far; `None` pins the span to the version its first
+    /// part comes from.
+    pub if_match: Option<&'a str>,
 }
 
 /// How a span is cut and fetched.
@@ -62,6 +66,20 @@ pub(crate) async fn read_span_into(
     }
     // Started in order, so the span fills from its front.
     pending.reverse();
+    let target = client.target(span.bucket, span.key);
+    let mut etag = span.if_match.map(str::to_string);
+    if etag.is_none() {
+        // Every part must come from one version: learn it from the first part alone.
+        if let Some((range, piece)) = pending.pop() {
+            let get = GetRequest {
+                target: &target,
+                range: Some(range),
+                if_match: None,
+            };
+            let _writing = writers.enter();
+            etag = Some(client.get(get, Sink::Into(piece)).await?.etag);
+        }
+    }
     // Dropping the set (an error, Ctrl-C) aborts every download still running.
     let mut running = JoinSet::new();
     let slots = plan.concurrency.max(1);
@@ -71,14 +89,18 @@ pub(crate) async fn read_span_into(
                 break;
             };
             let client = client.clone();
-            let (bucket, key) = (span.bucket.to_owned(), span.key.to_owned());
+            let target = target.clone();
+            let etag = etag.clone();
             let writer = writers.enter();
             running.spawn_on(
                 async move {
                     let _writing = writer;
-                    client
-                        .get_range_into(&bucket, &key, range, None, piece)
-                        .await
+                    let get = GetRequest {
+                        target: &target,
+                        range: Some(range),
+                        if_match: etag.as_deref(),
+                    };
+                    client.get(get, Sink::Into(piece)).await.map(|_| ())
                 },
                 runtime,
             );

@@ -1,7 +1,5 @@
 //! `Client`: a validated session, and the streams and reads it starts.
 
-use std::sync::Arc;
-
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
@@ -12,7 +10,8 @@ use super::object_stream::PyObjectStream;
 use super::wait::wait;
 use crate::error::Error;
 use crate::memory::chunks::Chunks;
-use crate::ops::get::ByteRange;
+use crate::ops::get::{GetRequest, Sink};
+use crate::ops::range::ByteRange;
 use crate::pipeline::span_read::{read_span_into, Span, SpanPlan};
 use crate::pipeline::{ObjectStream, Shard};
 use crate::protocol::uri::OssUri;
@@ -22,6 +21,28 @@ use crate::session::{Session, SessionBuilder};
 #[pyclass(frozen, name = "Client", module = "osstorchconnector._core")]
 pub(crate) struct PyClient {
     session: Session,
+}
+
+impl PyClient {
+    fn get(
+        &self,
+        py: Python<'_>,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+        if_match: Option<&str>,
+    ) -> PyResult<PyBody> {
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let target = client.target(bucket, key);
+        let request = GetRequest {
+            target: &target,
+            range,
+            if_match,
+        };
+        let out = wait(py, &runtime, client.get(request, Sink::Receive(None)))??;
+        Ok(PyBody::new(out.body))
+    }
 }
 
 #[pymethods]
@@ -133,13 +154,12 @@ impl PyClient {
     /// Reads a whole object.
     fn get_object(&self, py: Python<'_>, uri: &str) -> PyResult<PyBody> {
         let parsed = OssUri::parse(uri)?;
-        let runtime = self.session.runtime()?;
-        let client = self.session.client()?;
-        let out = wait(py, &runtime, client.get_object(&parsed.bucket, &parsed.key))??;
-        Ok(PyBody::new(out.body))
+        self.get(py, &parsed.bucket, &parsed.key, None, None)
     }
 
-    /// Reads bytes `start..end` of an object (fewer when it is shorter).
+    /// Reads bytes `start..end` of an object (fewer when it is shorter); with `if_match`, of
+    /// that version only (`OssObjectChangedError` when the object has been replaced).
+    #[pyo3(signature = (bucket, key, start, end, *, if_match=None))]
     fn get_range(
         &self,
         py: Python<'_>,
@@ -147,20 +167,18 @@ impl PyClient {
         key: &str,
         start: u64,
         end: u64,
+        if_match: Option<&str>,
     ) -> PyResult<PyBody> {
         if end <= start {
             return Ok(PyBody::new(Chunks::new()));
         }
-        let runtime = self.session.runtime()?;
-        let client: Arc<_> = self.session.client()?;
-        let range = Some(ByteRange { start, end });
-        let out = wait(py, &runtime, client.get_range(bucket, key, range, None))??;
-        Ok(PyBody::new(out.body))
+        self.get(py, bucket, key, Some(ByteRange { start, end }), if_match)
     }
 
     /// Reads bytes `start..start+len(buffer)` of an object into the writable, contiguous byte
     /// buffer `buffer`: parts of `part_size` fetched at once (up to `prefetchConcurrency`),
-    /// each straight into its place.
+    /// each straight into its place, all of one version (`if_match`, else the first part's).
+    #[pyo3(signature = (bucket, key, start, buffer, *, if_match=None))]
     fn read_span_into(
         &self,
         py: Python<'_>,
@@ -168,6 +186,7 @@ impl PyClient {
         key: &str,
         start: u64,
         buffer: &Bound<'_, PyAny>,
+        if_match: Option<&str>,
     ) -> PyResult<()> {
         let runtime = self.session.runtime()?;
         let client = self.session.client()?;
@@ -177,7 +196,12 @@ impl PyClient {
             concurrency: settings.concurrency,
         };
         let handle = runtime.handle().clone();
-        let span = Span { bucket, key, start };
+        let span = Span {
+            bucket,
+            key,
+            start,
+            if_match,
+        };
         fill_buffer(
             py,
             &runtime,

@@ -15,6 +15,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::PermissionDenied => "OssPermissionError",
         ErrorKind::InvalidInput => "OssConfigError",
         ErrorKind::Timeout => "OssTimeoutError",
+        ErrorKind::Changed => "OssObjectChangedError",
         ErrorKind::Other => "OssError",
     }
 }
@@ -42,9 +43,15 @@ fn build<'py>(py: Python<'py>, error: &Error, message: &str) -> PyResult<Bound<'
     if let Some(s) = error.service() {
         kwargs.set_item("code", &s.code)?;
         kwargs.set_item("status", s.status)?;
-        kwargs.set_item("request_id", &s.request_id)?;
-        kwargs.set_item("bucket", &s.bucket)?;
-        kwargs.set_item("key", &s.key)?;
+    }
+    if let Error::Changed { .. } = error {
+        kwargs.set_item("code", "PreconditionFailed")?;
+        kwargs.set_item("status", 412)?;
+    }
+    kwargs.set_item("request_id", error.request_id())?;
+    if let Some(target) = error.target() {
+        kwargs.set_item("bucket", &target.bucket)?;
+        kwargs.set_item("key", &target.key)?;
     }
     class.call((message,), Some(&kwargs))
 }

@@ -18,8 +18,40 @@ use crate::memory::lent::{Lent, Owner};
 use crate::pipeline::{ObjectRequest, ObjectStream};
 use crate::protocol::uri::OssUri;
 
-/// `first_part` is a `bytes` when the pipeline wrote the whole object into one lent to it.
-type Item = (String, String, u64, String, Py<PyAny>, Option<PartReader>);
+/// One object as the stream hands it to Python.
+#[pyclass(
+    frozen,
+    get_all,
+    name = "StreamedObject",
+    module = "osstorchconnector._core"
+)]
+pub(crate) struct StreamedObject {
+    /// Bucket.
+    bucket: String,
+    /// Key inside the bucket.
+    key: String,
+    /// Size of the whole object.
+    size: u64,
+    /// ETag of the version every byte comes from; later reads by range are pinned to it.
+    etag: String,
+    /// The request's label (from a manifest), `""` when none.
+    label: String,
+    /// The first bytes: the object's whole `bytes` when the pipeline wrote it into one lent
+    /// to it, else a `Body` (shorter than `size` when more parts follow).
+    first: Py<PyAny>,
+    /// The rest, while the stream is still on this object; `None` when `first` is all of it.
+    rest: Option<Py<PartReader>>,
+}
+
+#[pymethods]
+impl StreamedObject {
+    fn __repr__(&self) -> String {
+        format!(
+            "StreamedObject(bucket={:?}, key={:?}, size={})",
+            self.bucket, self.key, self.size
+        )
+    }
+}
 
 /// A `bytes` lent to the pipeline for an object's body (see [`crate::memory::lent`]).
 struct LentBytes(Py<PyBytes>);
@@ -48,8 +80,7 @@ fn first_part(py: Python<'_>, body: Chunks) -> PyResult<Py<PyAny>> {
     Ok(Py::new(py, PyBody::new(body))?.into_any())
 }
 
-/// Iterator over `(bucket, key, size, label, first_part, rest)` in input order; `rest` is a
-/// [`PartReader`] when the object is larger than its first part, else `None`.
+/// Iterator over [`StreamedObject`]s in input order.
 #[pyclass(name = "ObjectStream", module = "osstorchconnector._core")]
 pub(crate) struct PyObjectStream {
     stream: Arc<Mutex<ObjectStream>>,
@@ -113,7 +144,7 @@ impl PyObjectStream {
         py.detach(|| shared.blocking_lock().close());
     }
 
-    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Item>> {
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<StreamedObject>> {
         let shared = self.stream.clone();
         let runtime = self.runtime.clone();
         if !self.started {
@@ -137,19 +168,25 @@ impl PyObjectStream {
         let start = result?;
         let more = (start.first.body.len() as u64) < start.size;
         let first = first_part(py, start.first.body)?;
-        let rest = more.then(|| PartReader {
-            stream: shared.clone(),
-            runtime: runtime.clone(),
-            seq: start.seq,
-        });
-        Ok(Some((
-            start.bucket,
-            start.key,
-            start.size,
-            start.label,
+        let rest = more
+            .then(|| {
+                let reader = PartReader {
+                    stream: shared.clone(),
+                    runtime: runtime.clone(),
+                    seq: start.seq,
+                };
+                Py::new(py, reader)
+            })
+            .transpose()?;
+        Ok(Some(StreamedObject {
+            bucket: start.bucket,
+            key: start.key,
+            size: start.size,
+            etag: start.etag,
+            label: start.label,
             first,
             rest,
-        )))
+        }))
     }
 }
 

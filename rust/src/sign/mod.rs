@@ -40,9 +40,16 @@ impl RequestHead {
 
 /// A signing scheme (OSS V4 today; AWS SigV4 for S3-compatible stores later).
 pub trait Signer: Send + Sync + std::fmt::Debug {
-    /// Adds the date, token and `Authorization` headers for `cred` at time `now`.
+    /// Adds the date, token and `Authorization` headers for `cred` at time `now` to `head`,
+    /// which will be sent to `url` (host and path as they go on the wire).
     ///
     /// # Errors
     /// When a header value the signature needs cannot be represented in HTTP.
-    fn sign(&self, head: &mut RequestHead, cred: &Credential, now: DateTime<Utc>) -> Result<()>;
+    fn sign(
+        &self,
+        head: &mut RequestHead,
+        url: &reqwest::Url,
+        cred: &Credential,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 }

@@ -87,7 +87,14 @@ impl fmt::Debug for KeyCache {
 }
 
 impl Signer for OssV4Signer {
-    fn sign(&self, head: &mut RequestHead, cred: &Credential, now: DateTime<Utc>) -> Result<()> {
+    /// OSS V4 signs `/bucket/key` whatever the addressing style, so the URL is not needed.
+    fn sign(
+        &self,
+        head: &mut RequestHead,
+        _url: &reqwest::Url,
+        cred: &Credential,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         // Sign a copy and commit only on success, so a failure leaves the request untouched.
         let mut headers = head.headers.clone();
         let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
@@ -235,6 +242,12 @@ mod tests {
     use chrono::TimeZone;
     use http::Method;
 
+    /// Where a request would go (OSS V4 does not sign it).
+    fn url() -> reqwest::Url {
+        reqwest::Url::parse("http://bucket.oss-cn-hangzhou.aliyuncs.com/1234%2B-/123/1.txt")
+            .unwrap()
+    }
+
     /// The request of the official SDKs' V4 signer unit tests (DESIGN.md §3).
     fn sdk_test_request() -> RequestHead {
         let mut head = RequestHead::new(Method::PUT, "bucket", "1234+-/123/1.txt");
@@ -280,7 +293,7 @@ mod tests {
         let mut head = sdk_test_request();
         let now = Utc.timestamp_opt(1702743657, 0).unwrap();
         OssV4Signer::new("cn-hangzhou")
-            .sign(&mut head, &cred(None), now)
+            .sign(&mut head, &url(), &cred(None), now)
             .unwrap();
         assert_eq!(
             signature_of(&head),
@@ -299,7 +312,7 @@ mod tests {
         let mut head = sdk_test_request();
         let now = Utc.timestamp_opt(1702784856, 0).unwrap();
         OssV4Signer::new("cn-hangzhou")
-            .sign(&mut head, &cred(Some("token")), now)
+            .sign(&mut head, &url(), &cred(Some("token")), now)
             .unwrap();
         assert_eq!(
             signature_of(&head),
@@ -365,9 +378,9 @@ mod tests {
             (cred(None), day2),
         ] {
             let (mut a, mut b) = (sdk_test_request(), sdk_test_request());
-            reused.sign(&mut a, &c, now).unwrap();
+            reused.sign(&mut a, &url(), &c, now).unwrap();
             OssV4Signer::new("cn-hangzhou")
-                .sign(&mut b, &c, now)
+                .sign(&mut b, &url(), &c, now)
                 .unwrap();
             assert_eq!(signature_of(&a), signature_of(&b), "{now}");
         }

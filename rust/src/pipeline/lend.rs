@@ -1,0 +1,92 @@
+//! Lending: memory Python provides for whole bodies before their GETs start, so reading such
+//! an object copies nothing (the download writes into the `bytes` that `read()` returns).
+//!
+//! Only objects fetched whole (known size, at most one part) and at least
+//! [`LARGE_BODY`] long are lent memory: smaller bodies keep the socket's pieces, which cost
+//! less than any copy. Only objects within reach are lent — those the budget and the lookahead
+//! have room for now, plus [`LEND_BEYOND_ROOM`] — so lent memory stays within about what the
+//! budget would hold anyway.
+
+use super::input::Queued;
+use super::stream::ObjectStream;
+use crate::memory::lent::Lent;
+use crate::memory::LARGE_BODY;
+
+/// Objects lent memory beyond those the budget has room for now: they start as soon as the
+/// objects handed to Python meanwhile give their share back.
+const LEND_BEYOND_ROOM: usize = 2;
+
+/// Objects looked at per [`ObjectStream::lend`] call, at most: it is called once per object,
+/// and streams of small objects (never lent) must not pay a long walk each time.
+const LEND_WALK: usize = 64;
+
+/// Which objects are within reach of lending, walked in order.
+struct Reach {
+    room: i64,
+    free_slots: usize,
+    beyond: usize,
+    walk: usize,
+}
+
+impl Reach {
+    /// Whether the next object in line, reserving `reserve` bytes, is within reach.
+    fn next(&mut self, reserve: u64) -> bool {
+        if self.walk == 0 {
+            return false;
+        }
+        self.walk -= 1;
+        if self.room > 0 && self.free_slots > 0 {
+            self.room = self
+                .room
+                .saturating_sub(i64::try_from(reserve).unwrap_or(i64::MAX));
+            self.free_slots -= 1;
+            true
+        } else if self.beyond > 0 {
+            self.beyond -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl ObjectStream {
+    /// Asks for memory to write whole bodies into: `provide(len)` is called for each object
+    /// next in line that is within reach and fetched whole. Its GET writes the body into what
+    /// `provide` returns, and the object's first part comes back in it
+    /// ([`Chunks::lent`](crate::memory::chunks::Chunks::lent)).
+    pub(crate) fn lend(&mut self, mut provide: impl FnMut(usize) -> Option<Lent>) {
+        let s = &mut self.schedule;
+        let part = s.settings.part_size;
+        let mut reach = Reach {
+            room: s.budget.available(),
+            free_slots: s.settings.lookahead.saturating_sub(s.slots.len()),
+            beyond: LEND_BEYOND_ROOM,
+            walk: LEND_WALK,
+        };
+        let wants = |size: u64| (LARGE_BODY as u64..=part).contains(&size);
+        for job in s.jobs.iter_mut() {
+            if !reach.next(job.reserve) {
+                return;
+            }
+            if job.range.is_none() && job.lent.is_none() && wants(job.reserve) {
+                job.lent = usize::try_from(job.reserve).ok().and_then(&mut provide);
+            }
+        }
+        // Further objects already queued or listed, taken in order (as scheduling will).
+        let mut at = 0;
+        while let Some(item) = self.input.get_mut(at) {
+            at += 1;
+            let Queued::Object(request, lent) = item else {
+                continue;
+            };
+            let size = request.size;
+            if !reach.next(size.unwrap_or(part)) {
+                return;
+            }
+            if let Some(size) = size.filter(|s| lent.is_none() && wants(*s)) {
+                *lent = usize::try_from(size).ok().and_then(&mut provide);
+            }
+        }
+    }
+}

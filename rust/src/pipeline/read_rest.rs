@@ -1,0 +1,110 @@
+//! Reading the rest of the current object at once, into the caller's memory: parts already
+//! fetched or under way are copied in as they complete, parts not yet started are downloaded
+//! straight into their place (no part buffer, no budget reservation, no copy).
+
+use std::sync::Arc;
+
+use super::schedule::Job;
+use super::stream::ObjectStream;
+use crate::error::{Error, Result};
+use crate::memory::destination::{Destination, Writers};
+
+impl ObjectStream {
+    /// Reads the rest of object `seq`, from offset `from` (where the parts not yet taken
+    /// begin) to its end, into `dst`. Parts not yet started are fetched ahead of any later
+    /// object's. Returns the bytes written; 0, with nothing taken, when the stream has moved
+    /// past `seq` or `from` and the length of `dst` are not what is left of it.
+    ///
+    /// Every download given a piece of `dst` counts itself in `writers` while it runs: the
+    /// caller must wait for [`Writers::stopped`] before it releases the memory, after an error
+    /// or after dropping this future (which aborts them) as well.
+    ///
+    /// # Errors
+    /// The first failing part's error; the rest of the object is then cancelled.
+    pub(crate) async fn read_rest_into(
+        &mut self,
+        seq: u64,
+        from: u64,
+        dst: Destination,
+        writers: &Arc<Writers>,
+    ) -> Result<u64> {
+        let Some((bounds, started)) = self.rest_bounds(seq, from, dst.len() as u64) else {
+            return Ok(0);
+        };
+        let total = dst.len() as u64;
+        let mut pieces = Vec::with_capacity(bounds.len());
+        let mut rest = dst;
+        for (start, end) in &bounds {
+            let (piece, tail) = rest.split((end - start) as usize);
+            pieces.push(piece);
+            rest = tail;
+        }
+        let mut pieces = pieces.into_iter();
+        let copied: Vec<Destination> = pieces.by_ref().take(started).collect();
+        let not_started: Vec<Job> = self.schedule.jobs.drain(..bounds.len() - started).collect();
+        let mut direct = Vec::with_capacity(not_started.len());
+        for (job, piece) in not_started.into_iter().zip(pieces) {
+            direct.push(self.schedule.spawn_into(job, piece, writers.enter()));
+        }
+        for mut piece in copied {
+            let Some(slot) = self.schedule.slots.pop_front() else {
+                return Err(Error::Internal("a started part went missing".into()));
+            };
+            let (_, request, out, _reservation) = self.settle(slot).await?;
+            if out.body.len() != piece.len() {
+                self.schedule.discard(seq);
+                return Err(Error::Protocol {
+                    target: self.schedule.client.target(&request.bucket, &request.key),
+                    reason: format!(
+                        "the part at offset {} has {} bytes, {} expected",
+                        out.offset,
+                        out.body.len(),
+                        piece.len()
+                    ),
+                });
+            }
+            out.body.copy_to(0, piece.as_mut_slice());
+        }
+        for mut task in direct {
+            if let Err(e) = self.join_refilling(&mut task).await {
+                self.schedule.discard(seq);
+                return Err(e);
+            }
+        }
+        Ok(total)
+    }
+
+    /// `(start, end)` of every part of `seq` not yet taken — started ones (slots) first, then
+    /// the rest (jobs) — and how many are started, when they run from `from` to exactly
+    /// `from + len`.
+    fn rest_bounds(&self, seq: u64, from: u64, len: u64) -> Option<(Vec<(u64, u64)>, usize)> {
+        if self.current != Some(seq) || len == 0 {
+            return None;
+        }
+        let s = &self.schedule;
+        let mut starts: Vec<u64> = s
+            .slots
+            .iter()
+            .take_while(|s| s.seq == seq)
+            .map(|s| s.offset)
+            .collect();
+        let started = starts.len();
+        let mut last_end = None;
+        for job in s.jobs.iter().take_while(|j| j.seq == seq) {
+            let range = job.range?;
+            starts.push(range.start);
+            last_end = Some(range.end);
+        }
+        let end = from.checked_add(len)?;
+        let mut bounds = Vec::with_capacity(starts.len());
+        for (i, &start) in starts.iter().enumerate() {
+            let next = starts.get(i + 1).copied().unwrap_or(end);
+            if next <= start {
+                return None;
+            }
+            bounds.push((start, next));
+        }
+        let ends_right = last_end.is_none_or(|e| e == end);
+        (starts.first() == Some(&from) && ends_right).then_some((bounds, started))
+    }
+}
