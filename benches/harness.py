@@ -765,6 +765,7 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     payload = {
+        "time": stamp,
         "command": cmdline,
         "argv": sys.argv[1:],
         "facts": facts,
@@ -777,9 +778,8 @@ def main() -> None:
     # (smoke tests, A/B checks) land in git-ignored files of their own.
     publish = not (a.quick or a.no_write or only or a.workloads)
     kind = "full" if publish else ("quick" if a.quick else "partial")
+    # Earlier full runs live in git history, not as files beside the latest.
     written = [results / f"latest-{kind}.json"]
-    if publish:
-        written.append(results / f"full-{stamp}.json")
     for path in written:
         path.write_text(json.dumps(payload, indent=1))
     print("\n" + markdown(rows, reps))

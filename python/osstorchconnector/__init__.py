@@ -10,6 +10,7 @@ from .exceptions import (
     OssConfigError,
     OssError,
     OssNotFoundError,
+    OssObjectChangedError,
     OssPermissionError,
     OssTimeoutError,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "OssError",
     "OssIterableDataset",
     "OssNotFoundError",
+    "OssObjectChangedError",
     "OssPermissionError",
     "OssTimeoutError",
     "__version__",

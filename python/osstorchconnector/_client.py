@@ -10,12 +10,56 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from ._core import Body, Client, reset_log_cache
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    from typing_extensions import Buffer, Unpack
+
+
+class Credentials(Protocol):
+    """What :meth:`CredentialsProvider.get_credentials` returns (the oss2 / alibabacloud
+    shape)."""
+
+    @property
+    def access_key_id(self) -> str: ...
+    @property
+    def access_key_secret(self) -> str: ...
+    @property
+    def security_token(self) -> str | None: ...
+
+
+class CredentialsProvider(Protocol):
+    """Anything with ``get_credentials()``: oss2's and alibabacloud's providers, or your own.
+    Called whenever credentials are needed again (on expiry, or when the server says so)."""
+
+    def get_credentials(self) -> Credentials: ...
+
+
+class ClientOptions(TypedDict, total=False):
+    """How a dataset (or any other class of this package) reaches the store, besides the
+    endpoint: every factory takes these keywords."""
+
+    cred_path: str
+    """JSON credentials file; empty: provider, environment, then the default file."""
+    config_path: str
+    """Connector config file; empty: ``/etc/oss-connector/config.json`` when it exists."""
+    cred_provider: CredentialsProvider | None
+    """Object with ``get_credentials()``, tried before every other source."""
+    region: str
+    """Signing region; empty: ``OSS_REGION``, then inferred from the endpoint."""
+    path_style: bool | None
+    """Force path-style (True) or virtual-hosted (False) addressing."""
+
+
+def check_options(options: dict[str, Any], where: str) -> None:
+    """Raises ``TypeError`` naming any keyword that is not a :class:`ClientOptions` key."""
+    unknown = sorted(set(options) - set(ClientOptions.__annotations__))
+    if unknown:
+        known = ", ".join(sorted(ClientOptions.__annotations__))
+        raise TypeError(f"{where} got unexpected keyword argument(s) {unknown}; known: {known}")
+
 
 log = logging.getLogger("osstorchconnector")
 
@@ -43,7 +87,7 @@ def _configure_logging(client: Client) -> None:
 class ClientFactory:
     """Builds the :class:`Client` for the current process from stored arguments."""
 
-    def __init__(self, endpoint: str, **options: Any) -> None:
+    def __init__(self, endpoint: str, **options: Unpack[ClientOptions]) -> None:
         self._endpoint = endpoint
         self._options = options
         self._lock = threading.Lock()
@@ -72,15 +116,15 @@ class ClientFactory:
 
 
 class RangeFetcher:
-    """Reads byte ranges through a factory's client; picklable, so copied objects can be read
-    in other processes."""
+    """Reads byte ranges through a factory's client, pinned to an ETag; picklable, so copied
+    objects can be read in other processes."""
 
     def __init__(self, factory: ClientFactory) -> None:
         self._factory = factory
-        self.chunk_size = factory.get().part_size
+        self.part_size = factory.get().part_size
 
-    def __call__(self, bucket: str, key: str, start: int, end: int) -> Body:
-        return self._factory.get().get_range(bucket, key, start, end)
+    def __call__(self, bucket: str, key: str, start: int, end: int, etag: str) -> Body:
+        return self._factory.get().get_range(bucket, key, start, end, if_match=etag or None)
 
-    def read_into(self, bucket: str, key: str, start: int, buffer: Buffer) -> None:
-        self._factory.get().read_span_into(bucket, key, start, buffer)
+    def read_into(self, bucket: str, key: str, start: int, buffer: Buffer, etag: str) -> None:
+        self._factory.get().read_span_into(bucket, key, start, buffer, if_match=etag or None)

@@ -10,6 +10,7 @@ __all__ = [
     "Client",
     "ObjectStream",
     "PartReader",
+    "StreamedObject",
     "Window",
     "__version__",
     "parse_oss_uri",
@@ -84,11 +85,26 @@ class Client:
     ) -> ObjectStream: ...
     def stream_objects(self, items: Iterable[tuple[str, str]]) -> ObjectStream: ...
     def get_object(self, uri: str) -> Body: ...
-    def get_range(self, bucket: str, key: str, start: int, end: int) -> Body: ...
-    def read_span_into(self, bucket: str, key: str, start: int, buffer: Buffer) -> None:
+    def get_range(
+        self, bucket: str, key: str, start: int, end: int, *, if_match: str | None = None
+    ) -> Body:
+        """Bytes ``start:end`` of an object (fewer when it is shorter); with ``if_match``, of
+        that version only.
+
+        Raises:
+            OssObjectChangedError: the object no longer has ETag ``if_match``.
+        """
+    def read_span_into(
+        self, bucket: str, key: str, start: int, buffer: Buffer, *, if_match: str | None = None
+    ) -> None:
         """Bytes ``start:start+len(buffer)`` of an object straight into ``buffer``, in parts
-        of ``part_size`` fetched at once."""
-        ...
+        of ``part_size`` fetched at once, all of one version (``if_match``, else the first
+        part's).
+
+        Raises:
+            OssObjectChangedError: the object changed during the read, or no longer has ETag
+                ``if_match``.
+        """
 
 @final
 class PartReader:
@@ -100,14 +116,34 @@ class PartReader:
         that long); 0 when the stream has moved on or the sizes do not match."""
         ...
 
-# first_part is the object itself as ``bytes`` when the pipeline wrote it whole into one.
-_StreamItem = tuple[str, str, int, str, Body | bytes, PartReader | None]
+@final
+class StreamedObject:
+    """One object as the stream hands it over."""
+
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def etag(self) -> str:
+        """ETag of the version every byte comes from; later range reads are pinned to it."""
+    @property
+    def label(self) -> str: ...
+    @property
+    def first(self) -> Body | bytes:
+        """The first bytes: the whole object as ``bytes`` when the pipeline wrote it into
+        one, else a :class:`Body` (shorter than ``size`` when more parts follow)."""
+    @property
+    def rest(self) -> PartReader | None:
+        """The rest while the stream is on this object; None when ``first`` is all of it."""
 
 @final
-class ObjectStream(Iterator[_StreamItem]):
-    """Objects as ``(bucket, key, size, label, first_part, rest)``, in input order."""
+class ObjectStream(Iterator[StreamedObject]):
+    """Objects in input order."""
 
     def __iter__(self) -> ObjectStream: ...
-    def __next__(self) -> _StreamItem: ...
+    def __next__(self) -> StreamedObject: ...
     def close(self) -> None:
         """Cancels all prefetching except the rest of the current object."""

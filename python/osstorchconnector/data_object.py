@@ -3,74 +3,14 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from ._body import Body, BytesBody, PartSource, RangeReader
 from ._core import read_via
 from .exceptions import OssError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
-
-
-class Body(Protocol):
-    """Bytes of (part of) an object; ``osstorchconnector._core.Body`` holds them in Rust."""
-
-    def __len__(self) -> int: ...
-
-    def read(self, start: int = 0, size: int | None = None) -> bytes:
-        """Bytes ``start:start+size`` as a new ``bytes``."""
-        ...
-
-    def readinto(self, start: int, buffer: Buffer) -> int:
-        """Copies bytes from ``start`` into a writable byte buffer; returns how many."""
-        ...
-
-
-class BytesBody:
-    """A :class:`Body` over a Python ``bytes`` (an unpickled or hand-made object)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def read(self, start: int = 0, size: int | None = None) -> bytes:
-        end = len(self._data) if size is None else start + size
-        return self._data[start:end]  # the whole of a bytes slices to itself, without a copy
-
-    def readinto(self, start: int, buffer: Buffer) -> int:
-        with memoryview(buffer) as target:
-            piece = memoryview(self._data)[start : start + len(target)]
-            target[: len(piece)] = piece
-            return len(piece)
-
-
-class PartSource(Protocol):
-    """The rest of a large object, as its stream delivers it."""
-
-    def next_part(self) -> tuple[int, Body] | None:
-        """``(offset, body)`` of the next part; None when done or the stream moved on."""
-        ...
-
-    def read_rest_into(self, offset: int, buffer: Buffer) -> int:
-        """Everything from ``offset`` to the end into ``buffer`` (exactly that long); the
-        bytes written, 0 when the stream can no longer do it."""
-        ...
-
-
-class RangeReader(Protocol):
-    """Reads byte ranges of any object by name (used once the stream can no longer help)."""
-
-    chunk_size: int
-
-    def __call__(self, bucket: str, key: str, start: int, end: int) -> Body: ...
-
-    def read_into(self, bucket: str, key: str, start: int, buffer: Buffer) -> None:
-        """Bytes ``start:start+len(buffer)`` straight into ``buffer``, several parts at once."""
-        ...
 
 
 class DataObject(io.BufferedIOBase):
@@ -81,7 +21,9 @@ class DataObject(io.BufferedIOBase):
     next parts from the dataset's pipeline while the iterator is still on this object, and
     fetches byte ranges directly afterwards, so memory stays bounded and the object stays
     readable after the loop has moved on. :meth:`copy` returns an independent object with its own
-    read position that can be kept, read later and pickled.
+    read position that can be kept, read later and pickled. Every byte comes from the version
+    first read (:attr:`etag`): if the object is replaced meanwhile, a later read raises
+    :class:`~osstorchconnector.OssObjectChangedError` instead of mixing two versions.
     """
 
     def __init__(
@@ -92,10 +34,12 @@ class DataObject(io.BufferedIOBase):
         body: Body | bytes,
         bucket: str = "",
         *,
+        etag: str = "",
         rest: PartSource | None = None,
         ranges: RangeReader | None = None,
     ) -> None:
         super().__init__()
+        self._etag = etag
         self._key = key
         self._size = size
         self._label = label
@@ -127,6 +71,11 @@ class DataObject(io.BufferedIOBase):
     def bucket(self) -> str:
         """Bucket the object was read from."""
         return self._bucket
+
+    @property
+    def etag(self) -> str:
+        """ETag of the version read; ``""`` when unknown (a hand-made object)."""
+        return self._etag
 
     def read(self, size: int | None = -1) -> bytes:
         """Reads up to ``size`` bytes (all that remain when ``size`` is negative or None)."""
@@ -208,7 +157,15 @@ class DataObject(io.BufferedIOBase):
         The copy takes over the object's place in the stream (the original reads by range from
         then on), so copying in a transform costs no second download.
         """
-        dup = DataObject(self._key, self._size, self._label, b"", self._bucket, ranges=self._ranges)
+        dup = DataObject(
+            self._key,
+            self._size,
+            self._label,
+            b"",
+            self._bucket,
+            etag=self._etag,
+            ranges=self._ranges,
+        )
         dup._chunk, dup._chunk_start = self._chunk, self._chunk_start
         dup._rest, dup._rest_next = self._rest, self._rest_next
         self._rest = None
@@ -218,7 +175,10 @@ class DataObject(io.BufferedIOBase):
         # The stream cannot cross processes; a whole body travels, a part is re-read by range.
         whole = self._chunk_start == 0 and len(self._chunk) == self._size
         body = self._chunk.read() if whole else b""
-        return (_restore, (self._key, self._size, self._label, body, self._bucket, self._ranges))
+        return (
+            _restore,
+            (self._key, self._size, self._label, body, self._bucket, self._etag, self._ranges),
+        )
 
     def __repr__(self) -> str:
         return f"DataObject(key={self._key!r}, size={self._size}, label={self._label!r})"
@@ -244,10 +204,10 @@ class DataObject(io.BufferedIOBase):
         when the stream is done with this object and more than one part is wanted."""
         if self._rest is not None or self._ranges is None:
             return False
-        if end - start <= self._ranges.chunk_size:
+        if end - start <= self._ranges.part_size:
             return False  # one range, kept as the chunk for the reads that follow
         with target[start:end] as piece:
-            self._ranges.read_into(self._bucket, self._key, self._pos, piece)
+            self._ranges.read_into(self._bucket, self._key, self._pos, piece, self._etag)
         self._pos += end - start
         return True
 
@@ -276,8 +236,8 @@ class DataObject(io.BufferedIOBase):
                 bucket=self._bucket,
                 key=self._key,
             )
-        end = min(self._size, pos + self._ranges.chunk_size)
-        data = self._ranges(self._bucket, self._key, pos, end)
+        end = min(self._size, pos + self._ranges.part_size)
+        data = self._ranges(self._bucket, self._key, pos, end, self._etag)
         if not data:
             raise OssError(
                 f"{self._describe()}: expected {self._size} bytes, object ends before {pos}",
@@ -296,6 +256,12 @@ class DataObject(io.BufferedIOBase):
 
 
 def _restore(
-    key: str, size: int, label: str, body: bytes, bucket: str, ranges: RangeReader | None
+    key: str,
+    size: int,
+    label: str,
+    body: bytes,
+    bucket: str,
+    etag: str,
+    ranges: RangeReader | None,
 ) -> DataObject:
-    return DataObject(key, size, label, body, bucket, ranges=ranges)
+    return DataObject(key, size, label, body, bucket, etag=etag, ranges=ranges)

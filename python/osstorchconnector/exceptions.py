@@ -80,10 +80,17 @@ class OssTimeoutError(OssError, TimeoutError):
     """A request timed out."""
 
 
+class OssObjectChangedError(OssError):
+    """The object was replaced while it was being read (HTTP 412 on a read pinned to the
+    version first seen): read it again from the start. Never raised instead of data that
+    mixes two versions — this is what such a read gets."""
+
+
 __all__ = [
     "OssConfigError",
     "OssError",
     "OssNotFoundError",
+    "OssObjectChangedError",
     "OssPermissionError",
     "OssTimeoutError",
 ]

@@ -6,14 +6,17 @@ import io
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._client import ClientFactory, RangeFetcher
+from ._client import ClientFactory, ClientOptions, RangeFetcher, check_options
 from ._core import ObjectStream, parse_oss_uri
 from ._torch import IterableDatasetBase, worker_shard
 from .data_object import DataObject
 from .exceptions import OssNotFoundError
 from .manifest import ManifestParser, manifest_entries
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Transform = Callable[[DataObject], Any]
 
@@ -48,30 +51,24 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         oss_uri: str,
         endpoint: str,
         *,
-        cred_path: str = "",
-        config_path: str = "",
         transform: Transform = identity,
-        cred_provider: Any = None,
-        region: str = "",
-        path_style: bool | None = None,
+        **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """Every object whose key starts with the prefix of ``oss_uri`` (``oss://bucket/prefix``).
 
         Args:
             oss_uri: ``oss://bucket/prefix``; ``oss://bucket/`` for the whole bucket.
             endpoint: e.g. ``http://oss-cn-beijing-internal.aliyuncs.com``.
-            cred_path: JSON credentials file; empty: provider, environment, default file.
-            config_path: connector config file; empty: ``/etc/oss-connector/config.json`` if any.
             transform: applied to every DataObject; default returns ``obj.copy()``.
-            cred_provider: object with ``get_credentials()``, tried first.
-            region: signing region; empty: ``OSS_REGION``, then inferred from the endpoint.
-            path_style: force path-style (True) or virtual-hosted (False) addressing.
+            options: ``cred_path``, ``config_path``, ``cred_provider``, ``region``,
+                ``path_style`` (see :class:`~osstorchconnector._client.ClientOptions`).
 
         Raises:
             OssConfigError: the URI, endpoint, region, config or credentials are invalid.
+            TypeError: an unknown keyword.
         """
         parse_oss_uri(oss_uri)
-        factory = _factory(endpoint, cred_path, config_path, cred_provider, region, path_style)
+        factory = _factory(endpoint, options, "from_prefix")
         return cls(factory, _PrefixOpener(oss_uri), transform)
 
     @classmethod
@@ -80,12 +77,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         object_uris: str | Iterable[str],
         endpoint: str,
         *,
-        cred_path: str = "",
-        config_path: str = "",
         transform: Transform = identity,
-        cred_provider: Any = None,
-        region: str = "",
-        path_style: bool | None = None,
+        **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """The objects named by ``object_uris`` (a URI or an iterable of URIs), in order.
 
@@ -105,7 +98,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         if isinstance(uris, list | tuple):
             for uri in uris:
                 parse_oss_uri(uri)
-        factory = _factory(endpoint, cred_path, config_path, cred_provider, region, path_style)
+        factory = _factory(endpoint, options, "from_objects")
         return cls(factory, _UriOpener(uris), transform)
 
     @classmethod
@@ -116,12 +109,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         oss_base_uri: str,
         endpoint: str,
         *,
-        cred_path: str = "",
-        config_path: str = "",
         transform: Transform = identity,
-        cred_provider: Any = None,
-        region: str = "",
-        path_style: bool | None = None,
+        **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """The objects listed in a manifest file, in its order, with its labels.
 
@@ -141,7 +130,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         """
         if oss_base_uri:
             parse_oss_uri(oss_base_uri)
-        factory = _factory(endpoint, cred_path, config_path, cred_provider, region, path_style)
+        factory = _factory(endpoint, options, "from_manifest_file")
         manifest: _LocalManifest | _FetchedManifest
         if manifest_file_path.startswith("oss://"):
             body = factory.get().get_object(manifest_file_path).read()
@@ -158,8 +147,17 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         transform = self._transform
         ranges = RangeFetcher(self._factory)
         try:
-            for bucket, key, size, label, first, rest in stream:
-                obj = DataObject(key, size, label, first, bucket, rest=rest, ranges=ranges)
+            for item in stream:
+                obj = DataObject(
+                    item.key,
+                    item.size,
+                    item.label,
+                    item.first,
+                    item.bucket,
+                    etag=item.etag,
+                    rest=item.rest,
+                    ranges=ranges,
+                )
                 yield transform(obj)
         finally:
             # The loop ended or was abandoned: stop prefetching now rather than when the stream
@@ -167,22 +165,9 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             stream.close()
 
 
-def _factory(
-    endpoint: str,
-    cred_path: str,
-    config_path: str,
-    cred_provider: Any,
-    region: str,
-    path_style: bool | None,
-) -> ClientFactory:
-    return ClientFactory(
-        endpoint,
-        region=region,
-        cred_path=cred_path,
-        config_path=config_path,
-        cred_provider=cred_provider,
-        path_style=path_style,
-    )
+def _factory(endpoint: str, options: ClientOptions, where: str) -> ClientFactory:
+    check_options(dict(options), f"OssIterableDataset.{where}()")
+    return ClientFactory(endpoint, **options)
 
 
 class _PrefixOpener:

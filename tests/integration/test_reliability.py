@@ -113,6 +113,7 @@ def test_a_stalled_server_times_out(server: OssServer, tmp_path: Path) -> None:
         list(ds)
     assert isinstance(info.value, TimeoutError)
     assert f"oss://{BUCKET}/r/000" in str(info.value)
+    assert (info.value.bucket, info.value.key) == (BUCKET, "r/000")
     # Two attempts of 0.3 s and one backoff of at most 0.2 s: nowhere near the 60 s stall.
     assert time.monotonic() - started < 10
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import OssServer
-from osstorchconnector import OssIterableDataset
+from osstorchconnector import OssError, OssIterableDataset
 
 MIB = 1024 * 1024
 SIZES = {
@@ -102,3 +102,20 @@ def test_an_abandoned_loop_lets_its_lent_memory_go(
         oss_server.control("POST", "delay", {"delay_ms": 0})
     listed = datasets(bucket, options)[0]
     assert [(o.key, o.read()) for o in listed] == list(objects.items())
+
+
+def test_a_body_corrupt_at_every_attempt_fails_naming_the_object(
+    oss_server: OssServer, bucket: str, objects: dict[str, bytes], tmp_path: Path
+) -> None:
+    options = oss_server.dataset_options(
+        tmp_path,
+        {"datasetConfig": {"prefetchUnitMB": 4}, "retryConfig": {"maxAttempts": 2}},
+    )
+    oss_server.set_faults(seed=1, bucket=bucket, keys_prefix="whole/d-three", p_corrupt=1.0)
+    try:
+        ds = OssIterableDataset.from_objects([f"oss://{bucket}/whole/d-three"], **options)
+        with pytest.raises(OssError, match="CRC-64 mismatch") as info:
+            list(ds)
+    finally:
+        oss_server.clear_faults()
+    assert (info.value.bucket, info.value.key) == (bucket, "whole/d-three")

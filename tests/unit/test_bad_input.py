@@ -164,3 +164,11 @@ def test_cred_provider_without_get_credentials(cred_file: str) -> None:
         OssIterableDataset.from_prefix(
             "oss://bkt/p/", endpoint=ENDPOINT, cred_provider=object(), cred_path=cred_file
         )
+
+
+@pytest.mark.parametrize("factory", ["from_prefix", "from_objects"])
+def test_a_misspelt_keyword_is_named(factory: str, cred_file: str) -> None:
+    make = getattr(OssIterableDataset, factory)
+    with pytest.raises(TypeError, match=r"cred_pth.*known: config_path, cred_path") as info:
+        make("oss://bucket/prefix/", ENDPOINT, cred_pth=cred_file)
+    assert f"OssIterableDataset.{factory}()" in str(info.value)

@@ -7,6 +7,10 @@
 //! than the copy. Either way the one copy Python needs gathers from [`Chunks`] — unless the
 //! caller lent memory for the whole body ([`crate::memory::lent`]): then the body is written there and
 //! handed back as it is.
+//!
+//! A kept piece can pin the rest of the HTTP stack's read buffer (up to ~400 KiB), more than
+//! its budget reservation counts: the pipeline's lookahead (results not yet taken) bounds how
+//! many such pieces exist (100 KiB objects: RSS 26 MiB over the baseline in the full run).
 
 use bytes::Bytes;
 

@@ -1,6 +1,9 @@
 //! Reading the rest of the current object at once, into the caller's memory: parts already
 //! fetched or under way are copied in as they complete, parts not yet started are downloaded
-//! straight into their place (no part buffer, no budget reservation, no copy).
+//! straight into their place (no part buffer, no budget reservation, no copy). Those count
+//! as running, so later objects' requests wait for them; the pyo3 layer waits until every
+//! download writing into the buffer has stopped before it returns (after errors and Ctrl-C
+//! too), so Python never frees memory that is still being written.
 
 use std::sync::Arc;
 

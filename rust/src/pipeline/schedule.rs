@@ -2,6 +2,11 @@
 //! — within the width (`concurrency`), the lookahead (finished results not yet taken) and the
 //! byte budget.
 //!
+//! An object becomes one job (a whole GET) when its size is known and at most one part, or
+//! ranged jobs of `part_size` (`prefetchUnitMB`), every one pinned to the listing's ETag. An
+//! object of unknown size (named by URI, from a manifest) is asked as `bytes=0-(part-1)`; the
+//! rest is scheduled, pinned to that answer's ETag, once its `Content-Range` tells the size.
+//!
 //! Invariants:
 //! - A job spawns only with a reservation from the per-process [`Budget`] for its bytes; the
 //!   reservation travels with the result and is released when Python has the bytes (or the

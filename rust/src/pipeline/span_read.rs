@@ -1,6 +1,9 @@
 //! Reading a span of one object straight into the caller's memory, in ranged parts fetched at
 //! once: how an object is read after its stream has moved on (kept, copied or unpickled
 //! objects), so that such reads are as fast as streamed ones rather than one part at a time.
+//! No budget is taken: the bytes land in the caller's memory. (A read of at most one part
+//! goes through one ranged GET instead, kept by `DataObject` for the reads that follow.)
+//! Every part is pinned to the version the object was first read from.
 
 use std::sync::Arc;
 
