@@ -5,6 +5,8 @@ it in the dataset API of the official OSS Connector for AI/ML.
 """
 
 from ._core import __version__
+from .checkpoint import OssCheckpoint
+from .client import OssClient
 from .data_object import DataObject
 from .exceptions import (
     OssConfigError,
@@ -16,9 +18,13 @@ from .exceptions import (
 )
 from .iterable_dataset import OssIterableDataset, identity
 from .manifest import imagenet_manifest_parser
+from .writer import ObjectWriter
 
 __all__ = [
     "DataObject",
+    "ObjectWriter",
+    "OssCheckpoint",
+    "OssClient",
     "OssConfigError",
     "OssError",
     "OssIterableDataset",

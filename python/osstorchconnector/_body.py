@@ -64,6 +64,8 @@ class RangeReader(Protocol):
 
     part_size: int
     """Bytes per ranged GET: a read of at most this many is one request."""
+    readahead: int
+    """Bytes one sequential read may fetch ahead at most (in parts fetched at once)."""
 
     def __call__(self, bucket: str, key: str, start: int, end: int, etag: str) -> Body:
         """Bytes ``start:end`` of the version with ``etag`` (any version when empty)."""

@@ -117,14 +117,31 @@ class ClientFactory:
 
 class RangeFetcher:
     """Reads byte ranges through a factory's client, pinned to an ETag; picklable, so copied
-    objects can be read in other processes."""
+    objects can be read in other processes.
 
-    def __init__(self, factory: ClientFactory) -> None:
+    ``part_size`` and ``concurrency`` default to the dataset's (``prefetchUnitMB``,
+    ``prefetchConcurrency``); checkpoint readers pass ``checkpointConfig``'s.
+    """
+
+    def __init__(
+        self, factory: ClientFactory, part_size: int = 0, concurrency: int = 0, readahead: int = 0
+    ) -> None:
         self._factory = factory
-        self.part_size = factory.get().part_size
+        client = factory.get()
+        self.part_size = part_size or client.part_size
+        self._concurrency = concurrency or None
+        self.readahead = readahead or 4 * self.part_size
 
     def __call__(self, bucket: str, key: str, start: int, end: int, etag: str) -> Body:
         return self._factory.get().get_range(bucket, key, start, end, if_match=etag or None)
 
     def read_into(self, bucket: str, key: str, start: int, buffer: Buffer, etag: str) -> None:
-        self._factory.get().read_span_into(bucket, key, start, buffer, if_match=etag or None)
+        self._factory.get().read_span_into(
+            bucket,
+            key,
+            start,
+            buffer,
+            if_match=etag or None,
+            part_size=self.part_size,
+            concurrency=self._concurrency,
+        )

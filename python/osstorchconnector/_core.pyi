@@ -11,6 +11,7 @@ __all__ = [
     "ObjectStream",
     "PartReader",
     "StreamedObject",
+    "Upload",
     "Window",
     "__version__",
     "parse_oss_uri",
@@ -95,7 +96,15 @@ class Client:
             OssObjectChangedError: the object no longer has ETag ``if_match``.
         """
     def read_span_into(
-        self, bucket: str, key: str, start: int, buffer: Buffer, *, if_match: str | None = None
+        self,
+        bucket: str,
+        key: str,
+        start: int,
+        buffer: Buffer,
+        *,
+        if_match: str | None = None,
+        part_size: int | None = None,
+        concurrency: int | None = None,
     ) -> None:
         """Bytes ``start:start+len(buffer)`` of an object straight into ``buffer``, in parts
         of ``part_size`` fetched at once, all of one version (``if_match``, else the first
@@ -105,6 +114,39 @@ class Client:
             OssObjectChangedError: the object changed during the read, or no longer has ETag
                 ``if_match``.
         """
+
+    @property
+    def checkpoint_part_size(self) -> int:
+        """Range size of checkpoint reads (``checkpointConfig.prefetchIoSizeMB``), bytes."""
+    @property
+    def checkpoint_concurrency(self) -> int:
+        """Ranged GETs in flight per checkpoint read."""
+    def upload(self, uri: str) -> Upload:
+        """Starts writing the object at ``uri``."""
+    def head_object(self, uri: str) -> tuple[int, str, int | None]:
+        """``(size, etag, crc64 or None)``.
+
+        Raises:
+            OssNotFoundError: no such object.
+        """
+    def list_page(
+        self, bucket: str, prefix: str, continuation_token: str | None = None
+    ) -> tuple[list[tuple[str, int, str]], str | None]:
+        """One listing page: ``(key, size, etag)`` items and the next page's token."""
+    def delete_object(self, uri: str) -> None: ...
+    def copy_object(self, source: str, target: str) -> str:
+        """Server-side copy; returns the copy's ETag."""
+
+@final
+class Upload:
+    """An object being written: it is replaced when :meth:`close` completes."""
+
+    def write(self, buffer: Buffer) -> int: ...
+    def close(self) -> tuple[str, int, int]:
+        """Completes the upload; ``(etag, size, crc64)``. On failure the upload is aborted."""
+    def abort(self) -> None: ...
+    @property
+    def written(self) -> int: ...
 
 @final
 class PartReader:

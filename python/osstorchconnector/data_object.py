@@ -229,15 +229,30 @@ class DataObject(io.BufferedIOBase):
         return False
 
     def _load_range(self, pos: int) -> Body:
-        """Makes the chunk cover ``pos`` (< size) with one range request."""
-        if self._ranges is None:
+        """Makes the chunk cover ``pos`` (< size) by range: one part, or — when reads go on
+        sequentially from the chunk before — twice the chunk before, up to the reader's
+        readahead, its parts fetched at once."""
+        ranges = self._ranges
+        if ranges is None:
             raise OssError(
                 f"{self._describe()}: byte {pos} is no longer available from the stream",
                 bucket=self._bucket,
                 key=self._key,
             )
-        end = min(self._size, pos + self._ranges.part_size)
-        data = self._ranges(self._bucket, self._key, pos, end, self._etag)
+        span = ranges.part_size
+        if pos == self._chunk_start + len(self._chunk) and len(self._chunk) > 0:
+            span = max(span, min(2 * len(self._chunk), ranges.readahead))
+        end = min(self._size, pos + span)
+        data: Body
+        if end - pos > ranges.part_size:
+
+            def fill(window: Buffer) -> int:
+                ranges.read_into(self._bucket, self._key, pos, window, self._etag)
+                return end - pos
+
+            data = BytesBody(read_via(end - pos, fill))
+        else:
+            data = ranges(self._bucket, self._key, pos, end, self._etag)
         if not data:
             raise OssError(
                 f"{self._describe()}: expected {self._size} bytes, object ends before {pos}",

@@ -50,6 +50,12 @@ pub struct CheckpointConfig {
     pub prefetch_worker: usize,
     /// Parts uploaded concurrently per checkpoint write.
     pub upload_concurrency: usize,
+    /// Bytes per ranged GET of a checkpoint read, in MiB (`prefetchIoSizeMB`).
+    pub prefetch_io_size_mb: u64,
+    /// Bytes per uploaded part, in MiB (`uploadIoSizeMB`).
+    pub upload_io_size_mb: u64,
+    /// Bytes a writer may hold (buffered or in flight), in MiB (`uploadBufferSizeMB`).
+    pub upload_buffer_size_mb: u64,
 }
 
 impl Default for CheckpointConfig {
@@ -58,6 +64,13 @@ impl Default for CheckpointConfig {
             prefetch_concurrency: 24,
             prefetch_worker: 4,
             upload_concurrency: 64,
+            // As the official; 1 MiB ranges are what small random reads (safetensors headers,
+            // torch.load records) want, and sequential reads grow their span from there.
+            prefetch_io_size_mb: 1,
+            upload_io_size_mb: 16,
+            // The official's default is 1,024; 16 parts of 16 MiB saturate a link while
+            // keeping a writer's memory at a quarter of that.
+            upload_buffer_size_mb: 256,
         }
     }
 }
@@ -214,6 +227,20 @@ impl Config {
                             "uploadConcurrency" => {
                                 k.upload_concurrency = reader.int(&name, v, 1, 4096)? as usize
                             }
+                            "prefetchIoSizeMB" => {
+                                k.prefetch_io_size_mb = reader.int(&name, v, 1, 1024)?
+                            }
+                            "uploadIoSizeMB" => {
+                                // OSS parts are at most 5 GiB.
+                                k.upload_io_size_mb = reader.int(&name, v, 1, 5 * 1024)?
+                            }
+                            "uploadBufferSizeMB" => {
+                                k.upload_buffer_size_mb = reader.int(&name, v, 1, 1 << 20)?
+                            }
+                            // The official's internal write unit: nothing here to tune.
+                            "writeIoSizeMB" => {
+                                reader.int(&name, v, 1, 4096)?;
+                            }
                             _ => reader.unknown(&name),
                         }
                     }
@@ -303,7 +330,9 @@ mod tests {
             "datasetConfig": {"prefetchConcurrency": 48, "prefetchWorker": 4,
                               "prefetchMB": 1024, "prefetchUnitMB": 16, "listConcurrency": 2},
             "checkpointConfig": {"prefetchConcurrency": 32, "prefetchWorker": 8,
-                                 "uploadConcurrency": 16},
+                                 "uploadConcurrency": 16, "prefetchIoSizeMB": 2,
+                                 "uploadIoSizeMB": 8, "uploadBufferSizeMB": 64,
+                                 "writeIoSizeMB": 32},
             "retryConfig": {"maxAttempts": 4, "connectTimeoutMs": 100, "firstByteTimeoutMs": 200,
                             "readTimeoutMs": 300, "operationTimeoutMs": 400}
         }"#;
@@ -327,7 +356,10 @@ mod tests {
             CheckpointConfig {
                 prefetch_concurrency: 32,
                 prefetch_worker: 8,
-                upload_concurrency: 16
+                upload_concurrency: 16,
+                prefetch_io_size_mb: 2,
+                upload_io_size_mb: 8,
+                upload_buffer_size_mb: 64,
             }
         );
         assert_eq!(

@@ -21,6 +21,7 @@ pub(crate) mod protocol;
 pub(crate) mod runtime;
 pub(crate) mod session;
 pub(crate) mod sign;
+pub(crate) mod upload;
 
 #[cfg(feature = "python")]
 mod py;

@@ -25,6 +25,7 @@ use crate::pipeline::StreamSettings;
 use crate::protocol::endpoint::Endpoint;
 use crate::protocol::OSS;
 use crate::sign::OssV4Signer;
+use crate::upload::UploadSettings;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -198,6 +199,22 @@ impl Session {
             // of work does not drain the pipeline; the byte budget bounds them anyway.
             lookahead: (d.prefetch_concurrency * 8).max(64),
         }
+    }
+
+    /// Upload limits from `checkpointConfig`.
+    pub(crate) fn upload_settings(&self) -> UploadSettings {
+        let k = &self.loaded.config.checkpoint;
+        UploadSettings {
+            part_size: usize::try_from(k.upload_io_size_mb * MIB).unwrap_or(usize::MAX),
+            concurrency: k.upload_concurrency,
+            buffer: k.upload_buffer_size_mb * MIB,
+        }
+    }
+
+    /// Range size and ranges in flight of checkpoint reads, from `checkpointConfig`.
+    pub(crate) fn checkpoint_reads(&self) -> (u64, usize) {
+        let k = &self.loaded.config.checkpoint;
+        (k.prefetch_io_size_mb * MIB, k.prefetch_concurrency)
     }
 
     /// This process's byte budget (`prefetchMB`).

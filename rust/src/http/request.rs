@@ -36,20 +36,12 @@ impl Request {
     }
 
     /// The same request carrying `body`.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "uploads (the write path) are its first users")
-    )]
     pub(crate) fn with_body(mut self, body: Bytes) -> Self {
         self.body = Some(body);
         self
     }
 
     /// The same request marked as not idempotent (or idempotent).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "uploads (the write path) are its first users")
-    )]
     pub(crate) fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
         self

@@ -12,9 +12,24 @@ pub(crate) fn crc64_digest() -> crc_fast::Digest {
     crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz)
 }
 
+/// The CRC-64/XZ of `a` followed by `b`, from their CRCs and the length of `b`.
+pub(crate) fn crc64_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+    crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Xz, crc_a, crc_b, len_b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn combined_crcs_are_the_crc_of_the_concatenation() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for cut in [0, 1, 7, 4096, 9_999, 10_000] {
+            let (a, b) = data.split_at(cut);
+            let combined = crc64_combine(crc64(a), crc64(b), b.len() as u64);
+            assert_eq!(combined, crc64(&data), "cut at {cut}");
+        }
+    }
 
     #[test]
     fn crc64_is_crc64_xz() {

@@ -13,7 +13,7 @@ use crate::protocol::xml::{ListBucketResult, ObjectSummary};
 pub(crate) const MAX_KEYS: u32 = 1000;
 
 /// Pages through the objects under a prefix. Holds only the continuation state, so a listing
-/// could be resumed from its continuation token.
+/// can be resumed from its continuation token ([`Lister::resume`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Lister {
     bucket: String,
@@ -36,6 +36,33 @@ impl Lister {
             prefix: prefix.into(),
             state: State::Start,
         }
+    }
+
+    /// A listing that goes on from the page `token` names (`None`: from the start).
+    pub(crate) fn resume(
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+        token: Option<String>,
+    ) -> Self {
+        let mut lister = Lister::new(bucket, prefix);
+        if let Some(token) = token {
+            lister.state = State::HasMore(token);
+        }
+        lister
+    }
+
+    /// The token the next page will be asked with; `None` before the first page and after
+    /// the last.
+    pub(crate) fn continuation_token(&self) -> Option<&str> {
+        match &self.state {
+            State::HasMore(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether the last page has been returned.
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == State::Done
     }
 
     /// The next page, or `None` after the last.

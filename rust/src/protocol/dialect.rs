@@ -15,6 +15,8 @@ pub(crate) struct Dialect {
     pub(crate) error_header: Option<&'static str>,
     /// Header carrying the CRC-64/XZ of the whole object, in decimal.
     pub(crate) crc64_header: Option<&'static str>,
+    /// Header naming the source (`/bucket/key`, percent-encoded) of a server-side copy.
+    pub(crate) copy_source_header: &'static str,
     /// Error codes that mean the credentials in use are stale and a reload may help.
     pub(crate) credential_codes: &'static [&'static str],
     /// Error codes that ask the client to slow down, whatever their status.
@@ -30,6 +32,7 @@ pub(crate) static OSS: Dialect = Dialect {
     request_id_header: "x-oss-request-id",
     error_header: Some("x-oss-err"),
     crc64_header: Some("x-oss-hash-crc64ecma"),
+    copy_source_header: "x-oss-copy-source",
     credential_codes: &[
         "SecurityTokenExpired",
         "InvalidSecurityToken",

@@ -3,6 +3,7 @@
 
 pub(crate) mod dialect;
 pub(crate) mod endpoint;
+pub(crate) mod multipart_xml;
 pub(crate) mod uri;
 pub(crate) mod xml;
 

@@ -7,15 +7,21 @@ use super::body::PyBody;
 use super::credential_provider::PyCredentialProvider;
 use super::fill::fill_buffer;
 use super::object_stream::PyObjectStream;
+use super::upload::PyUpload;
 use super::wait::wait;
 use crate::error::Error;
 use crate::memory::chunks::Chunks;
 use crate::ops::get::{GetRequest, Sink};
+use crate::ops::list::Lister;
 use crate::ops::range::ByteRange;
 use crate::pipeline::span_read::{read_span_into, Span, SpanPlan};
 use crate::pipeline::{ObjectStream, Shard};
 use crate::protocol::uri::OssUri;
 use crate::session::{Session, SessionBuilder};
+use crate::upload::Upload;
+
+/// A page of a listing: `(key, size, etag)` of each object, and the token of the next page.
+type ListPage = (Vec<(String, u64, String)>, Option<String>);
 
 /// Endpoint, region, credentials and configuration, validated when built.
 #[pyclass(frozen, name = "Client", module = "osstorchconnector._core")]
@@ -176,9 +182,11 @@ impl PyClient {
     }
 
     /// Reads bytes `start..start+len(buffer)` of an object into the writable, contiguous byte
-    /// buffer `buffer`: parts of `part_size` fetched at once (up to `prefetchConcurrency`),
-    /// each straight into its place, all of one version (`if_match`, else the first part's).
-    #[pyo3(signature = (bucket, key, start, buffer, *, if_match=None))]
+    /// buffer `buffer`: parts of `part_size` (default: the dataset's) fetched at once (up to
+    /// `concurrency`, default `prefetchConcurrency`), each straight into its place, all of one
+    /// version (`if_match`, else the first part's).
+    #[pyo3(signature = (bucket, key, start, buffer, *, if_match=None, part_size=None, concurrency=None))]
+    #[allow(clippy::too_many_arguments)] // Python's keywords, one each
     fn read_span_into(
         &self,
         py: Python<'_>,
@@ -187,13 +195,15 @@ impl PyClient {
         start: u64,
         buffer: &Bound<'_, PyAny>,
         if_match: Option<&str>,
+        part_size: Option<u64>,
+        concurrency: Option<usize>,
     ) -> PyResult<()> {
         let runtime = self.session.runtime()?;
         let client = self.session.client()?;
         let settings = self.session.stream_settings();
         let plan = SpanPlan {
-            part_size: settings.part_size,
-            concurrency: settings.concurrency,
+            part_size: part_size.unwrap_or(settings.part_size),
+            concurrency: concurrency.unwrap_or(settings.concurrency),
         };
         let handle = runtime.handle().clone();
         let span = Span {
@@ -211,6 +221,88 @@ impl PyClient {
                 read_span_into(&client, &handle, span, dst, plan, &writers).await
             },
         )
+    }
+
+    /// Range size of checkpoint reads (`checkpointConfig.prefetchIoSizeMB`), in bytes.
+    #[getter]
+    fn checkpoint_part_size(&self) -> u64 {
+        self.session.checkpoint_reads().0
+    }
+
+    /// Ranged GETs in flight per checkpoint read (`checkpointConfig.prefetchConcurrency`).
+    #[getter]
+    fn checkpoint_concurrency(&self) -> usize {
+        self.session.checkpoint_reads().1
+    }
+
+    /// Starts writing the object at `uri` (`checkpointConfig` sizes its parts and memory).
+    fn upload(&self, uri: &str) -> PyResult<PyUpload> {
+        let parsed = OssUri::parse(uri)?;
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let target = client.target(&parsed.bucket, &parsed.key);
+        let upload = Upload::new(
+            client,
+            runtime.handle().clone(),
+            target,
+            self.session.upload_settings(),
+        );
+        Ok(PyUpload::new(upload, runtime))
+    }
+
+    /// `(size, etag, crc64 or None)` of the object at `uri`.
+    fn head_object(&self, py: Python<'_>, uri: &str) -> PyResult<(u64, String, Option<u64>)> {
+        let parsed = OssUri::parse(uri)?;
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let target = client.target(&parsed.bucket, &parsed.key);
+        let meta = wait(py, &runtime, client.head_object(&target))??;
+        Ok((meta.size, meta.etag, meta.crc))
+    }
+
+    /// One page of the listing of `oss://bucket/prefix`: `([(key, size, etag)], next_token)`;
+    /// `next_token` is None after the last page.
+    #[pyo3(signature = (bucket, prefix, continuation_token=None))]
+    fn list_page(
+        &self,
+        py: Python<'_>,
+        bucket: &str,
+        prefix: &str,
+        continuation_token: Option<String>,
+    ) -> PyResult<ListPage> {
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let mut lister = Lister::resume(bucket, prefix, continuation_token);
+        let page = wait(py, &runtime, async { lister.next_page(&client).await })??;
+        let items = page
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| (o.key, o.size, o.etag))
+            .collect();
+        let next = (!lister.is_done())
+            .then(|| lister.continuation_token().map(str::to_string))
+            .flatten();
+        Ok((items, next))
+    }
+
+    /// Deletes the object at `uri` (a missing one is not an error).
+    fn delete_object(&self, py: Python<'_>, uri: &str) -> PyResult<()> {
+        let parsed = OssUri::parse(uri)?;
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let target = client.target(&parsed.bucket, &parsed.key);
+        wait(py, &runtime, client.delete_object(&target))??;
+        Ok(())
+    }
+
+    /// Copies the object at `source` to `target` on the server; returns the copy's ETag.
+    fn copy_object(&self, py: Python<'_>, source: &str, target: &str) -> PyResult<String> {
+        let (from, to) = (OssUri::parse(source)?, OssUri::parse(target)?);
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let from = client.target(&from.bucket, &from.key);
+        let to = client.target(&to.bucket, &to.key);
+        Ok(wait(py, &runtime, client.copy_object(&from, &to))??)
     }
 
     fn __repr__(&self) -> String {

@@ -6,6 +6,7 @@ mod credential_provider;
 mod errors;
 mod fill;
 mod object_stream;
+mod upload;
 mod wait;
 
 use std::sync::OnceLock;
@@ -46,6 +47,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<object_stream::PyObjectStream>()?;
     m.add_class::<object_stream::PartReader>()?;
     m.add_class::<object_stream::StreamedObject>()?;
+    m.add_class::<upload::PyUpload>()?;
     m.add_function(wrap_pyfunction!(body::read_via, m)?)?;
     m.add_function(wrap_pyfunction!(parse_oss_uri, m)?)?;
     m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;

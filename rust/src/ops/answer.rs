@@ -1,0 +1,58 @@
+//! What operations read from an answer's headers: the ETag and the CRC-64 the server states,
+//! and the check of that CRC against the bytes sent.
+
+use crate::error::{Error, Result};
+use crate::http::client::OssClient;
+use crate::protocol::Target;
+
+/// A header of `response` as text, when present and visible ASCII.
+pub(crate) fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The ETag of an answer, as sent (quoted); empty when missing.
+pub(crate) fn etag(response: &reqwest::Response) -> String {
+    header(response, "etag").unwrap_or_default()
+}
+
+/// The CRC-64 the server states for the object (or part) in its answer, if it states one.
+///
+/// # Errors
+/// `Protocol` when the header is there but not a number.
+pub(crate) fn stated_crc(
+    client: &OssClient,
+    target: &Target,
+    response: &reqwest::Response,
+) -> Result<Option<u64>> {
+    let Some(name) = client.dialect().crc64_header else {
+        return Ok(None);
+    };
+    match header(response, name) {
+        None => Ok(None),
+        Some(value) => value.trim().parse().map(Some).map_err(|_| Error::Protocol {
+            target: target.clone(),
+            reason: format!("{name} {value:?} is not a CRC-64"),
+        }),
+    }
+}
+
+/// Fails when the server stated a CRC-64 other than that of the bytes sent: the server stored
+/// something else, and the write must not be trusted.
+///
+/// # Errors
+/// `Protocol` naming both values.
+pub(crate) fn check_crc(target: &Target, what: &str, stated: Option<u64>, sent: u64) -> Result<()> {
+    match stated {
+        Some(stated) if stated != sent => Err(Error::Protocol {
+            target: target.clone(),
+            reason: format!(
+                "CRC-64 mismatch after {what}: the server stored {stated}, the bytes sent have {sent}"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
