@@ -14,6 +14,7 @@ pub(crate) mod span_read;
 mod stream;
 
 pub use input::ObjectRequest;
+#[cfg(feature = "python")]
 pub(crate) use input::Shard;
 pub use schedule::StreamSettings;
 pub use stream::{ObjectStart, ObjectStream, Part};

@@ -11,7 +11,8 @@
 //! - A job spawns only with a reservation from the per-process [`Budget`] for its bytes; the
 //!   reservation travels with the result and is released when Python has the bytes (or the
 //!   request is cancelled). A stream with nothing in flight or buffered may overdraw one part,
-//!   so streams sharing a budget never wait on each other forever.
+//!   so streams sharing a budget never wait on each other forever; so may the object being
+//!   read when nothing of it is in flight, so its rest never waits on later objects' results.
 //! - Results wait in `slots`, ordered by `(seq, offset)`: the consumer takes them in input
 //!   order whatever order they finish in.
 //! - `running` counts requests from spawn until their future completes *or is dropped*
@@ -183,6 +184,11 @@ impl Schedule {
         Wakeups { finished, released }
     }
 
+    /// Whether any request of object `seq` is in flight or waiting to be taken.
+    fn holds(&self, seq: Option<u64>) -> bool {
+        self.slots.iter().any(|s| Some(s.seq) == seq)
+    }
+
     /// Turns queued objects into jobs and jobs into running requests, within the limits.
     /// `current` is the object the consumer is on: its parts may go beyond the lookahead.
     pub(super) fn fill(&mut self, input: &mut Input, current: Option<u64>) {
@@ -203,8 +209,13 @@ impl Schedule {
             }
             let reservation = match self.budget.try_reserve(job.reserve) {
                 Some(r) => r,
-                // Nothing of ours is in flight or buffered: take one part on credit.
-                None if self.slots.is_empty() => self.budget.force_reserve(job.reserve),
+                // Nothing is in flight or buffered for the object being read (or at all): take
+                // one part on credit. Without it, the rest of an object whose size was learnt
+                // late would wait forever for budget held by later objects' results, which the
+                // consumer cannot reach before finishing this object.
+                None if self.slots.is_empty() || (for_current && !self.holds(current)) => {
+                    self.budget.force_reserve(job.reserve)
+                }
                 None => return,
             };
             let Some(job) = self.jobs.pop_front() else {
