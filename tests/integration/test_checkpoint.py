@@ -133,10 +133,10 @@ def test_an_exception_in_the_with_block_keeps_the_old_object(
 ) -> None:
     old = old_object(oss_server, bucket, "abort/exc.pt")
     cp = checkpoint(oss_server, tmp_path, uploadIoSizeMB=1, uploadBufferSizeMB=4)
-    with pytest.raises(RuntimeError, match="training crashed"):
-        with cp.writer(f"oss://{bucket}/abort/exc.pt") as w:
-            w.write(os.urandom(5 * MIB))  # parts already uploaded
-            raise RuntimeError("training crashed")
+    w = cp.writer(f"oss://{bucket}/abort/exc.pt")
+    with pytest.raises(RuntimeError, match="training crashed"), w:
+        w.write(os.urandom(5 * MIB))  # parts already uploaded
+        raise RuntimeError("training crashed")
     assert sdk_bytes(oss_server, bucket, "abort/exc.pt") == old
     assert pending_uploads(oss_server, bucket) == []
     with pytest.raises(ValueError, match="closed"):
@@ -152,9 +152,8 @@ def test_a_part_failing_after_its_retries_raises_and_keeps_the_old_object(
     w.write(os.urandom(2 * MIB))  # starts the multipart upload
     oss_server.set_faults(bucket=bucket, keys_prefix="abort/part.pt", p_503=1.0, methods=["PUT"])
     try:
-        with pytest.raises(OssError) as raised:
-            with w:
-                w.write(os.urandom(4 * MIB))
+        with pytest.raises(OssError) as raised, w:
+            w.write(os.urandom(4 * MIB))
     finally:
         oss_server.clear_faults()
     assert raised.value.key == "abort/part.pt"

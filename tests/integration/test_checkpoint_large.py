@@ -54,7 +54,9 @@ print(json.dumps({"before_kib": before, "after_kib": after,
 """
 
 
-def save_in_child(server: OssServer, tmp_path: Path, uri: str, mib: int, seed: int) -> dict[str, Any]:
+def save_in_child(
+    server: OssServer, tmp_path: Path, uri: str, mib: int, seed: int
+) -> dict[str, Any]:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"retryConfig": {"maxAttempts": 15}}))  # defaults otherwise
     args = {
@@ -101,17 +103,21 @@ def test_a_gigabyte_state_dict_round_trips_within_the_upload_budget(
 ) -> None:
     uri = f"oss://{bucket}/ckpt/1g.pt"
     if faults:
-        oss_server.set_faults(
-            seed=7, bucket=bucket, methods=["PUT"], p_503=0.1, p_reset=0.05
-        )
+        oss_server.set_faults(seed=7, bucket=bucket, methods=["PUT"], p_503=0.1, p_reset=0.05)
     try:
         saved = save_in_child(oss_server, tmp_path, uri, mib=1024, seed=int(faults))
+        if faults:
+            state = oss_server.faults()["state"]
+            assert state["faultable_requests"] >= 64, state  # every part could be hit
+            errors = oss_server.stats()["responses_by_status"].get("503", 0)
+            assert errors > 0, "faults were injected"
     finally:
         oss_server.clear_faults()
     assert saved["size"] >= 1024 * MIB
     assert sdk_sha256(oss_server, bucket, "ckpt/1g.pt") == (saved["sha256"], saved["size"])
     assert pending_uploads(oss_server, bucket) == []
     growth_mib = (saved["after_kib"] - saved["before_kib"]) / 1024
+    print(f"1 GiB save ({'with' if faults else 'without'} faults): VmHWM +{growth_mib:.0f} MiB")
     # uploadBufferSizeMB (256 by default) + 100 MiB.
     assert growth_mib <= 356, f"peak memory grew {growth_mib:.0f} MiB while saving 1 GiB"
     if faults:

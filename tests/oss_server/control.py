@@ -12,6 +12,8 @@
                                   -> {"bucket", "key", "size", "etag", "crc64": str | null}
     POST /_control/clock          {"offset_s": float} -> {"offset_s": float}
     POST /_control/delay          {"delay_ms": float} -> {"delay_ms": float}
+    GET  /_control/uploads        -> {"uploads": [{"bucket", "key", "upload_id", "parts": int,
+                                     "bytes": int}]}: multipart uploads in progress
     GET  /_control/faults         -> {"plan": {...}, "state": {...}}
     POST /_control/faults         a fault plan (see faults.py) replacing the current one; `{}`
                                   clears it -> as GET
@@ -123,6 +125,8 @@ def _route(h: OssRequestHandler, path: str, raw_query: str) -> dict[str, Any]:
         delay_ms = _number(_read_json(h), "delay_ms")
         state.faults.first_byte_delay_s = max(0.0, delay_ms / 1000)
         return {"delay_ms": delay_ms}
+    if method == "GET" and path == "/_control/uploads":
+        return {"uploads": state.uploads.describe()}
     if method == "GET" and path == "/_control/faults":
         return _faults(state, None)
     if method == "POST" and path == "/_control/faults":

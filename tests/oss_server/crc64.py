@@ -8,6 +8,7 @@ implementation below is the fallback and the reference the tests check it agains
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 POLY_REFLECTED = 0xC96C5795D7870F42  # bit-reversed 0x42F0E1EBA9EA3693
@@ -60,6 +61,51 @@ def crc64_update(crc: int, data: bytes | memoryview) -> int:
 
 def crc64(data: bytes | memoryview) -> int:
     return crc64_update(0, data)
+
+
+def _times(matrix: list[int], vector: int) -> int:
+    """GF(2) matrix (one int per column) times vector."""
+    out = 0
+    i = 0
+    while vector:
+        if vector & 1:
+            out ^= matrix[i]
+        vector >>= 1
+        i += 1
+    return out
+
+
+def _square(matrix: list[int]) -> list[int]:
+    return [_times(matrix, column) for column in matrix]
+
+
+def _one_zero_byte() -> list[int]:
+    one_bit = [POLY_REFLECTED] + [1 << n for n in range(63)]  # shift the register by one bit
+    return _square(_square(_square(one_bit)))
+
+
+# _ZEROS[k] advances a CRC register over 2**k zero bytes; grown on demand, under the lock.
+_ZEROS: list[list[int]] = [_one_zero_byte()]
+_ZEROS_LOCK = threading.Lock()
+
+
+def _zeros(k: int) -> list[int]:
+    if k >= len(_ZEROS):
+        with _ZEROS_LOCK:
+            while k >= len(_ZEROS):
+                _ZEROS.append(_square(_ZEROS[-1]))
+    return _ZEROS[k]
+
+
+def crc64_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC of A + B from crc1 = CRC(A), crc2 = CRC(B) and len2 = len(B) (as zlib's
+    crc32_combine), so a multipart object's CRC needs no second pass over its bytes."""
+    k = 0
+    while len2 >> k:
+        if (len2 >> k) & 1:
+            crc1 = _times(_zeros(k), crc1)
+        k += 1
+    return crc1 ^ crc2
 
 
 class Crc64:

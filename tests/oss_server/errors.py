@@ -23,6 +23,14 @@ _EC = {
     "MethodNotAllowed": "0000-00000002",
     "InternalError": "0000-00000003",
     "ServiceUnavailable": "0000-00000004",
+    "NoSuchUpload": "0042-00000002",
+    "InvalidPart": "0042-00000003",
+    "InvalidPartOrder": "0042-00000004",
+    "EntityTooSmall": "0042-00000005",
+    "EntityTooLarge": "0016-00000102",
+    "MalformedXML": "0042-00000006",
+    "InvalidDigest": "0016-00000104",
+    "FileAlreadyExists": "0026-00000003",
 }
 
 

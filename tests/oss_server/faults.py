@@ -8,18 +8,35 @@ mask an auth refusal.
 The plan (`POST /_control/faults`, JSON; every field optional, `{}` clears):
 
     seed          int, default 0: seeds one `random.Random`
-    scope         "get" (GetObject, the default) | "head" | "list" (ListObjects v1/v2) | "put"
-                  | "all" (every data request), or a list of them
+    scope         which requests may be faulted: a group or an operation name, or a list of
+                  them. Groups: "get" (GetObject, the default) | "head" (HeadObject) | "list"
+                  (ListObjects v1/v2) | "put" (PutObject, UploadPart, CopyObject) | "post"
+                  (InitiateMultipartUpload, CompleteMultipartUpload) | "delete" (DeleteObject,
+                  AbortMultipartUpload) | "all" (every data request). Operation names (see
+                  operations.py): "PutObject", "UploadPart", "CompleteMultipartUpload",
+                  "ListMultipartUploads", ... select that operation alone.
+    methods       only requests with one of these HTTP methods, e.g. ["PUT"] or ["PUT",
+                  "POST"]. Without an explicit `scope`, `methods` alone selects (the scope
+                  becomes "all"); with both, a request must match both.
     bucket        only requests to this bucket
-    keys_prefix   only object keys under this prefix (listings: a `prefix` under it)
-    p_503         503 ServiceUnavailable
+    keys_prefix   only object keys under this prefix (bucket requests: a `prefix` under it)
+    p_503         503 ServiceUnavailable (a request body is read first, so the connection
+                  stays usable)
     p_500         500 InternalError
     p_429         429 QpsLimitExceeded (what OSS answers with status 429; its 503 throttling
                   codes, e.g. TotalQpsLimitExceeded, are available through `burst.code`)
-    p_reset       status line, headers and half the body, then a TCP reset
-    p_truncate    status line, headers (full Content-Length) and half the body, then FIN
-    p_stall       no answer for `stall_s` seconds (required with p_stall; -1 = never answer)
-    p_corrupt     one body byte inverted (headers, CRC included, unchanged)
+    p_reset       the operation is performed, then its answer is cut by a TCP reset: after the
+                  status line, headers and half the body, or before the status line when the
+                  answer has no body (PutObject, UploadPart, HEAD, 204s)
+    p_truncate    as p_reset, with a FIN instead of a reset
+    p_stall       the operation is performed, then no answer for `stall_s` seconds (required
+                  with p_stall; -1 = never answer)
+    p_corrupt     one body byte inverted (headers, CRC included, unchanged); nothing for
+                  answers without a body
+    p_reset_mid_request   TCP reset while the client is still sending its request body (after
+                  half of it, at most 1 MiB); the operation is not performed
+    p_reset_after_request TCP reset once the whole request body is read, before anything is
+                  performed or answered
     burst         {"status": 503|500|429 (default 503), "code": str (default by status),
                    "count": N, "window_s": T, "start_after": K (default 0)}: after K faultable
                   requests, every faultable request gets that error until N of them have, or
@@ -28,9 +45,9 @@ The plan (`POST /_control/faults`, JSON; every field optional, `{}` clears):
 
 The probabilities sum to at most 1. Each faultable request (an "attempt") is decided
 independently by exactly one draw `u = rng.random()`, taken even during a burst, against
-cumulative thresholds in the order 503, 500, 429, reset, truncate, stall, corrupt. So the same
-seed and the same sequence of faultable requests give the same decisions; replacing the plan
-re-seeds the generator.
+cumulative thresholds in the order 503, 500, 429, reset, truncate, stall, corrupt,
+reset_mid_request, reset_after_request. So the same seed and the same sequence of faultable
+requests give the same decisions; replacing the plan re-seeds the generator.
 """
 
 from __future__ import annotations
@@ -44,6 +61,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from . import operations
 from .errors import OssError
 
 
@@ -53,6 +71,7 @@ class RequestInfo:
 
     seq: int  # 1-based number of the data request since start-up
     method: str
+    operation: str  # see operations.py
     bucket: str | None
     key: str | None
     query: dict[str, str]
@@ -63,6 +82,13 @@ class BodyFault(Enum):
     RESET = "reset"
     TRUNCATE = "truncate"
     CORRUPT = "corrupt"
+
+
+class RequestFault(Enum):
+    """Faults that hit while the request is still arriving: nothing is performed."""
+
+    RESET_MID_REQUEST = "reset_mid_request"
+    RESET_AFTER_REQUEST = "reset_after_request"
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,8 @@ class Fault:
     # empty object, 204), RESET and TRUNCATE act before the status line and CORRUPT does
     # nothing.
     body: BodyFault | None = None
+    # Cut the connection before the operation runs (see RequestFault).
+    request: RequestFault | None = None
     # The name `faults_by_kind` counts this under once the handler applies it; None for plain
     # latency.
     kind: str | None = None
@@ -83,8 +111,19 @@ class Fault:
 
 NO_FAULT = Fault()
 
-SCOPES = ("get", "head", "list", "put", "all")
-KINDS = ("503", "500", "429", "reset", "truncate", "stall", "corrupt")
+SCOPES = (*operations.GROUPS, *operations.ALL)
+# New kinds go last: the draw thresholds of plans written before them stay the same.
+KINDS = (
+    "503",
+    "500",
+    "429",
+    "reset",
+    "truncate",
+    "stall",
+    "corrupt",
+    "reset_mid_request",
+    "reset_after_request",
+)
 
 # Messages as OSS words them, so clients that log them look realistic.
 _MESSAGES = {
@@ -120,6 +159,7 @@ class Burst:
 class FaultPlan:
     seed: int = 0
     scope: tuple[str, ...] = ("get",)
+    methods: tuple[str, ...] | None = None
     bucket: str | None = None
     keys_prefix: str = ""
     p_503: float = 0.0
@@ -129,6 +169,8 @@ class FaultPlan:
     p_truncate: float = 0.0
     p_stall: float = 0.0
     p_corrupt: float = 0.0
+    p_reset_mid_request: float = 0.0
+    p_reset_after_request: float = 0.0
     stall_s: float | None = None
     burst: Burst | None = None
     # (kind, cumulative upper bound) in draw order, derived from the probabilities.
@@ -141,20 +183,22 @@ class FaultPlan:
     def matches(self, info: RequestInfo) -> bool:
         if self.bucket is not None and info.bucket != self.bucket:
             return False
-        if info.key is None:
-            kind = "list" if info.method == "GET" and info.bucket is not None else "other"
-            scoped_name = info.query.get("prefix", "")
-        else:
-            kind = {"GET": "get", "HEAD": "head", "PUT": "put"}.get(info.method, "other")
-            scoped_name = info.key
-        if "all" not in self.scope and kind not in self.scope:
+        if self.methods is not None and info.method not in self.methods:
             return False
+        in_scope = any(
+            info.operation == s or info.operation in operations.GROUPS.get(s, ())
+            for s in self.scope
+        )
+        if not in_scope:
+            return False
+        scoped_name = info.query.get("prefix", "") if info.key is None else info.key
         return scoped_name.startswith(self.keys_prefix)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         del out["thresholds"]
         out["scope"] = list(self.scope)
+        out["methods"] = None if self.methods is None else list(self.methods)
         return out
 
     @classmethod
@@ -165,7 +209,8 @@ class FaultPlan:
             # A typo such as "p503" would otherwise silently inject nothing.
             raise PlanError(f"unknown fault plan fields {unknown}; known: {sorted(known)}")
         seed = _int(doc, "seed", 0)
-        raw_scope = doc.get("scope", "get")
+        methods = _methods(doc.get("methods"))
+        raw_scope = doc.get("scope", "get" if methods is None else "all")
         if isinstance(raw_scope, str):
             raw_scope = [raw_scope]
         if (
@@ -200,6 +245,7 @@ class FaultPlan:
         return cls(
             seed=seed,
             scope=scope,
+            methods=methods,
             bucket=bucket,
             keys_prefix=keys_prefix,
             stall_s=stall_s,
@@ -207,6 +253,23 @@ class FaultPlan:
             thresholds=tuple(thresholds),
             **probs,
         )
+
+
+_METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
+
+
+def _methods(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(not isinstance(m, str) or m.upper() not in _METHODS for m in value)
+    ):
+        raise PlanError(f"methods must be a list of {_METHODS}, not {value!r}")
+    return tuple(m.upper() for m in value)
 
 
 def _number(doc: dict[str, Any], name: str) -> float:
@@ -301,18 +364,19 @@ class FaultInjector:
                 return Fault(
                     base.first_byte_delay_s,
                     error_for(burst.status, burst.code),
-                    None,
-                    str(burst.status),
+                    kind=str(burst.status),
                 )
             kind = next((k for k, upper in plan.thresholds if u < upper), None)
         if kind is None:
             return base
         if kind in ("503", "500", "429"):
-            return Fault(base.first_byte_delay_s, error_for(int(kind)), None, kind)
+            return Fault(base.first_byte_delay_s, error_for(int(kind)), kind=kind)
         if kind == "stall":
             stall_s = plan.stall_s if plan.stall_s is not None else 0.0
-            return Fault(math.inf if stall_s < 0 else stall_s, None, None, kind)
-        return Fault(base.first_byte_delay_s, None, BodyFault(kind), kind)
+            return Fault(math.inf if stall_s < 0 else stall_s, None, None, kind=kind)
+        if kind in ("reset_mid_request", "reset_after_request"):
+            return Fault(base.first_byte_delay_s, request=RequestFault(kind), kind=kind)
+        return Fault(base.first_byte_delay_s, None, BodyFault(kind), kind=kind)
 
     def _in_burst_locked(self, burst: Burst) -> bool:
         """Whether this faultable request (already counted) falls in the burst."""

@@ -21,14 +21,16 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
-from . import control
+from . import control, multipart_ops, operations, write_ops
 from .errors import OssError, error_code_ec
-from .faults import NO_FAULT, BodyFault, Fault, RequestInfo
+from .faults import NO_FAULT, BodyFault, Fault, RequestFault, RequestInfo
+from .operations import DataRequest, bounded_int, encoding_type
 from .oss_xml import error_xml, list_v1_xml, list_v2_xml
 from .signature import ReceivedRequest
+from .stats import Classified
 from .store import ObjectMeta
 
 if TYPE_CHECKING:
@@ -39,17 +41,8 @@ _CHUNK = 1 << 20
 # ones are cheaper to abandon by closing the connection.
 _DRAIN_LIMIT = 8 << 20
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
-_LIST_V2_PARAMS = {
-    "list-type",
-    "prefix",
-    "max-keys",
-    "continuation-token",
-    "start-after",
-    "delimiter",
-    "encoding-type",
-    "fetch-owner",
-}
-_LIST_V1_PARAMS = {"prefix", "marker", "max-keys", "delimiter", "encoding-type"}
+# How much of a request body a mid-request reset reads first.
+_MID_REQUEST_MAX = 1 << 20
 # How often a first-byte wait looks for a vanished client or a stopping server.
 _STALL_POLL_S = 0.1
 
@@ -240,7 +233,7 @@ class OssRequestHandler(BaseHTTPRequestHandler):
 
     # -- request bodies -----------------------------------------------------------------------
 
-    def _content_length(self) -> int | None:
+    def content_length(self) -> int | None:
         value = self.headers.get("Content-Length")
         if value is None:
             return None
@@ -260,7 +253,7 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         if self._is_chunked():
             yield from self._iter_chunked()
             return
-        length = self._content_length()
+        length = self.content_length()
         if length is None:
             raise OssError(411, "MissingContentLength", "You must provide the Content-Length.")
         left = length
@@ -296,21 +289,41 @@ class OssRequestHandler(BaseHTTPRequestHandler):
                 yield chunk
             self.rfile.readline(3)
 
-    def discard_body(self) -> None:
+    def read_body(self, limit: int) -> bytes:
+        """The whole (small) request body; 400 if it is over `limit` bytes."""
+        length = self.content_length()
+        if length is not None and length > limit:
+            raise OssError(400, "InvalidArgument", f"The request body is over {limit} bytes.")
+        out = bytearray()
+        for chunk in self.iter_body():
+            out += chunk
+            if len(out) > limit:
+                raise OssError(400, "InvalidArgument", f"The request body is over {limit} bytes.")
+        return bytes(out)
+
+    def discard_body(self, limit: int | None = _DRAIN_LIMIT) -> None:
+        """Read and drop what is left of the request body so the connection can serve the next
+        request; a body over `limit` bytes (None: no limit) closes the connection instead."""
         if not self._body_pending:
             return
         self._body_pending = False
         if self._is_chunked():
+            if limit is None:
+                self._body_pending = True
+                with contextlib.suppress(ConnectionError):
+                    for _ in self.iter_body():
+                        pass
+                return
             self.close_connection = True
             return
         try:
-            length = self._content_length()
+            length = self.content_length()
         except OssError:
             self.close_connection = True
             return
         if not length:
             return
-        if length > _DRAIN_LIMIT:
+        if limit is not None and length > limit:
             self.close_connection = True
             return
         while length > 0:
@@ -319,6 +332,21 @@ class OssRequestHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             length -= len(chunk)
+            self._received += len(chunk)
+
+    def _cut_request(self, fault: Fault) -> None:
+        """Apply a request fault: read half the body (mid) or all of it (after), then reset."""
+        self._count_fault(fault)
+        if fault.request is RequestFault.RESET_AFTER_REQUEST:
+            self.discard_body(limit=None)
+        elif self._body_pending:
+            self._body_pending = False
+            length = None if self._is_chunked() else self.content_length()
+            want = min((length if length is not None else 2 * _CHUNK) // 2, _MID_REQUEST_MAX)
+            if want > 0:
+                # One read of what has arrived so far, up to `want`: the client is still sending.
+                self._received += len(self.rfile.read1(want))
+        self._cut(BodyFault.RESET)
 
     # -- responses ----------------------------------------------------------------------------
 
@@ -459,27 +487,21 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         self,
         status: int,
         headers: dict[str, str],
-        meta: ObjectMeta,
+        f: BinaryIO,
         offset: int,
         length: int,
         fault: Fault,
     ) -> None:
-        path = self.server.state.store.path_of(meta)
-        # Open before the status line: an object overwritten in between is still served whole
-        # from the version whose metadata was announced.
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the `with` below
-        except FileNotFoundError:
-            raise OssError(404, "NoSuchKey", "The specified key does not exist.") from None
-        with f:
-            body_len = 0 if self.command == "HEAD" else length
-            self._start(status, {**headers, "Content-Length": str(length)}, fault, body_len)
-            self._send_body(
-                body_len,
-                lambda at, count: self.connection.sendfile(f, offset + at, count),
-                lambda at, count: os.pread(f.fileno(), count, offset + at),
-                fault,
-            )
+        """Send bytes [offset, offset + length) of the open data file `f` (opened before the
+        metadata in `headers` was read from the store, so they always describe its bytes)."""
+        body_len = 0 if self.command == "HEAD" else length
+        self._start(status, {**headers, "Content-Length": str(length)}, fault, body_len)
+        self._send_body(
+            body_len,
+            lambda at, count: self.connection.sendfile(f, offset + at, count),
+            lambda at, count: os.pread(f.fileno(), count, offset + at),
+            fault,
+        )
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -497,24 +519,39 @@ class OssRequestHandler(BaseHTTPRequestHandler):
             control.handle(self, raw_path, raw_query)
             return
         state.stats.begin(self.command)
+        counted = Classified(self.command, operations.UNSUPPORTED)
         # Until the signature is verified only latency applies: faults never mask a refusal.
         fault = state.faults.latency()
         try:
             try:
                 path = self._decode_path(raw_path)
-                query = self._decode_query(raw_query)
+                query = dict(pairs := self._decode_query(raw_query))
                 bucket, key = self._address(path)
                 headers = self._received_headers()
                 lower = {n.lower(): v for n, v in headers}
-                info = RequestInfo(
-                    state.faults.next_seq(), self.command, bucket, key, dict(query), lower
+                copy_source = "x-oss-copy-source" in lower
+                operation = operations.classify(self.command, bucket, key, query, copy_source)
+                counted = Classified(
+                    self.command, operation, tuple(operations.subresources(query, copy_source))
                 )
-                state.verifier.verify(ReceivedRequest(self.command, bucket, key, query, headers))
+                info = RequestInfo(
+                    state.faults.next_seq(), self.command, operation, bucket, key, query, lower
+                )
+                state.verifier.verify(ReceivedRequest(self.command, bucket, key, pairs, headers))
                 fault = state.faults.decide(info)
+                if fault.request is not None:
+                    self._cut_request(fault)
                 if fault.error is not None:
                     self._count_fault(fault)
+                    # The body first, so the client reads the error on a usable connection.
+                    self.discard_body(limit=None)
                     raise fault.error
-                self._dispatch(bucket, key, dict(query), lower, fault)
+                if bucket is None:
+                    raise OssError(
+                        501, "NotImplemented", "Service-level operations are not supported."
+                    )
+                request = DataRequest(self.command, operation, bucket, key, query, lower)
+                self._dispatch(request, fault)
             except OssError as err:
                 if err.code == "SignatureDoesNotMatch" and "CanonicalRequest" in err.extra:
                     sys.stderr.write(
@@ -535,49 +572,19 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         finally:
             if self._status == 0:
                 self.close_connection = True
-            state.stats.end(self._status or 499, self._code, self._sent, self._received)
+            state.stats.end(self._status or 499, self._code, self._sent, self._received, counted)
 
-    def _dispatch(
-        self,
-        bucket: str | None,
-        key: str | None,
-        query: dict[str, str],
-        headers: dict[str, str],
-        fault: Fault,
-    ) -> None:
-        method = self.command
-        if bucket is None:
-            raise OssError(501, "NotImplemented", "Service-level operations are not supported.")
-        if key is None:
-            if method == "GET":
-                if query.get("list-type") == "2":
-                    return self._list_v2(bucket, query, fault)
-                if "list-type" not in query:
-                    return self._list_v1(bucket, query, fault)
-                raise OssError(400, "InvalidArgument", "list-type must be 2.")
-            if method == "PUT" and not query:
-                for _ in self.iter_body():
-                    pass  # CreateBucketConfiguration (storage class etc.) is not modelled
-                self.server.state.store.create_bucket(bucket)
-                return self.send_bytes(200, {}, b"", fault)
+    def _dispatch(self, r: DataRequest, fault: Fault) -> None:
+        operations.check_params(r.operation, r.query)
+        handler = _OPERATIONS.get(r.operation)
+        if handler is None:
             raise OssError(
-                501, "NotImplemented", f"{method} on a bucket with {sorted(query)} is unsupported."
+                501,
+                "NotImplemented",
+                f"{r.method} {'an object' if r.key else 'a bucket'} with {sorted(r.query)} "
+                "is not supported.",
             )
-        unsupported = sorted(q for q in query if not q.startswith("response-"))
-        if unsupported:
-            raise OssError(
-                501, "NotImplemented", f"Object sub-resources {unsupported} are not supported."
-            )
-        if method in ("GET", "HEAD"):
-            return self._get_object(bucket, key, headers, fault)
-        if method == "PUT":
-            if "x-oss-copy-source" in headers:
-                raise OssError(501, "NotImplemented", "CopyObject is not supported.")
-            return self._put_object(bucket, key, headers, fault)
-        if method == "DELETE":
-            self.server.state.store.delete(bucket, key)
-            return self.send_bytes(204, {}, b"", fault)
-        raise OssError(405, "MethodNotAllowed", f"{method} is not allowed on an object.")
+        handler(self, r, fault)
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -592,8 +599,15 @@ class OssRequestHandler(BaseHTTPRequestHandler):
             "x-oss-storage-class": "Standard",
         }
 
-    def _get_object(self, bucket: str, key: str, headers: dict[str, str], fault: Fault) -> None:
-        meta = self.server.state.store.get(bucket, key)
+    def get_object(self, r: DataRequest, fault: Fault) -> None:
+        meta, f = self.server.state.store.open_object(r.bucket, r.object_key)
+        with f:
+            self._get_open_object(meta, f, r.headers, fault)
+
+    def _get_open_object(
+        self, meta: ObjectMeta, f: BinaryIO, headers: dict[str, str], fault: Fault
+    ) -> None:
+        self.discard_body()
         if_match = headers.get("if-match")
         if if_match is not None and if_match.strip() != meta.etag:
             # As OSS: the read is pinned to a version that is no longer there.
@@ -619,63 +633,61 @@ class OssRequestHandler(BaseHTTPRequestHandler):
         if span is None:
             if meta.crc64 is not None:
                 out["x-oss-hash-crc64ecma"] = str(meta.crc64)
-            return self._send_file(200, out, meta, 0, meta.size, fault)
+            return self._send_file(200, out, f, 0, meta.size, fault)
         start, end = span
         out["Content-Range"] = f"bytes {start}-{end}/{meta.size}"
-        return self._send_file(206, out, meta, start, end - start + 1, fault)
+        return self._send_file(206, out, f, start, end - start + 1, fault)
 
-    def _put_object(self, bucket: str, key: str, headers: dict[str, str], fault: Fault) -> None:
-        content_type = headers.get("content-type", "application/octet-stream")
-        meta = self.server.state.store.put(bucket, key, self.iter_body(), content_type)
-        out = {"ETag": meta.etag}
-        if meta.crc64 is not None:
-            out["x-oss-hash-crc64ecma"] = str(meta.crc64)
-        self.send_bytes(200, out, b"", fault)
+    def put_bucket(self, r: DataRequest, fault: Fault) -> None:
+        self.discard_body(limit=None)  # CreateBucketConfiguration (storage class...) not modelled
+        self.server.state.store.create_bucket(r.bucket)
+        self.send_bytes(200, {}, b"", fault)
 
-    @staticmethod
-    def _max_keys(query: dict[str, str]) -> int:
-        raw = query.get("max-keys", "")
-        if raw == "":
-            return 100
-        if not raw.isdigit() or int(raw) > 1000:
-            raise OssError(
-                400, "InvalidArgument", "max-keys must be an integer between 0 and 1000."
-            )
-        return int(raw)
-
-    @staticmethod
-    def _encoding_type(query: dict[str, str]) -> str:
-        encoding = query.get("encoding-type", "")
-        if encoding not in ("", "url"):
-            raise OssError(400, "InvalidArgument", "encoding-type must be url.")
-        return encoding
-
-    def _list_v2(self, bucket: str, query: dict[str, str], fault: Fault) -> None:
-        unknown = sorted(set(query) - _LIST_V2_PARAMS)
-        if unknown:
-            raise OssError(501, "NotImplemented", f"Bucket sub-resources {unknown} not supported.")
-        max_keys = self._max_keys(query)
-        encoding = self._encoding_type(query)
+    def list_v2(self, r: DataRequest, fault: Fault) -> None:
+        query = r.query
+        if query.get("list-type") != "2":
+            raise OssError(400, "InvalidArgument", "list-type must be 2.")
+        max_keys = bounded_int(query, "max-keys", 100, 0, 1000)
+        encoding = encoding_type(query)
         token = query.get("continuation-token", "")
         start_after = query.get("start-after", "")
         marker = decode_token(token) if token else start_after
+        self.discard_body()
         page, last = self.server.state.store.list(
-            bucket, query.get("prefix", ""), query.get("delimiter", ""), marker, max_keys
+            r.bucket, query.get("prefix", ""), query.get("delimiter", ""), marker, max_keys
         )
         next_token = encode_token(last) if page.is_truncated else ""
         body = list_v2_xml(page, encoding, start_after, token, next_token)
         self.send_bytes(200, {"Content-Type": "application/xml"}, body, fault)
 
-    def _list_v1(self, bucket: str, query: dict[str, str], fault: Fault) -> None:
-        unknown = sorted(set(query) - _LIST_V1_PARAMS)
-        if unknown:
-            raise OssError(501, "NotImplemented", f"Bucket sub-resources {unknown} not supported.")
-        max_keys = self._max_keys(query)
-        encoding = self._encoding_type(query)
+    def list_v1(self, r: DataRequest, fault: Fault) -> None:
+        query = r.query
+        max_keys = bounded_int(query, "max-keys", 100, 0, 1000)
+        encoding = encoding_type(query)
         marker = query.get("marker", "")
+        self.discard_body()
         page, last = self.server.state.store.list(
-            bucket, query.get("prefix", ""), query.get("delimiter", ""), marker, max_keys
+            r.bucket, query.get("prefix", ""), query.get("delimiter", ""), marker, max_keys
         )
         next_marker = last if page.is_truncated else ""
         body = list_v1_xml(page, encoding, marker, next_marker)
         self.send_bytes(200, {"Content-Type": "application/xml"}, body, fault)
+
+
+_Operation = Callable[[OssRequestHandler, DataRequest, Fault], None]
+_OPERATIONS: dict[str, _Operation] = {
+    operations.GET_OBJECT: OssRequestHandler.get_object,
+    operations.HEAD_OBJECT: OssRequestHandler.get_object,
+    operations.LIST_OBJECTS: OssRequestHandler.list_v1,
+    operations.LIST_OBJECTS_V2: OssRequestHandler.list_v2,
+    operations.PUT_BUCKET: OssRequestHandler.put_bucket,
+    operations.PUT_OBJECT: write_ops.put_object,
+    operations.COPY_OBJECT: write_ops.copy_object,
+    operations.DELETE_OBJECT: write_ops.delete_object,
+    operations.INITIATE_UPLOAD: multipart_ops.initiate,
+    operations.UPLOAD_PART: multipart_ops.upload_part,
+    operations.COMPLETE_UPLOAD: multipart_ops.complete,
+    operations.ABORT_UPLOAD: multipart_ops.abort,
+    operations.LIST_UPLOADS: multipart_ops.list_uploads,
+    operations.LIST_PARTS: multipart_ops.list_parts,
+}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .faults import FaultInjector
 from .handler import OssRequestHandler
+from .multipart import Uploads
 from .signature import AccessKey, KeyTable, Verifier
 from .stats import Stats
 from .store import Store
@@ -32,6 +33,7 @@ class ServerState:
     """Everything handlers share; each part does its own locking."""
 
     store: Store
+    uploads: Uploads
     keys: KeyTable
     region: str
     vhost_suffix: str
@@ -60,8 +62,10 @@ class OssHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, config: ServerConfig) -> None:
+        store = Store(config.root)
         self.state = ServerState(
-            store=Store(config.root),
+            store=store,
+            uploads=Uploads(config.root, store),
             keys=KeyTable(config.keys),
             region=config.region,
             vhost_suffix=config.vhost_suffix.lower(),

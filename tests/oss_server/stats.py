@@ -1,13 +1,43 @@
-"""Request counters served by `GET /_control/stats` (reliability and benchmark checks)."""
+"""Request counters served by `GET /_control/stats` (reliability and benchmark checks).
+
+Besides the totals, every data request is counted under its method, its OSS operation
+(operations.py) and the sub-resources it carries, so a test can tell how many parts an upload
+sent, or that a small body went up as one PutObject:
+
+    "operations": {"UploadPart": {"requests": 4, "bytes_received": 307200,
+                                  "responses_by_status": {"200": 3, "503": 1}}, ...}
+    "requests_by_subresource": {"uploads": 2, "partNumber": 4, "uploadId": 5, "copy": 1}
+    "bytes_received_by_method": {"PUT": 307200, "POST": 310, ...}
+
+`bytes_received` counts request body bytes the server read (drained bodies of error answers
+included), whatever the operation did with them.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter, deque
+from dataclasses import dataclass, field
 
 # Enough for a few thousand requests with their retries; older points are dropped first.
 TIMELINE_POINTS = 20_000
+
+
+@dataclass(frozen=True)
+class Classified:
+    """What a finished request is counted under."""
+
+    method: str
+    operation: str
+    subresources: tuple[str, ...] = ()
+
+
+@dataclass
+class _OperationCounts:
+    requests: int = 0
+    bytes_received: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
 
 
 class Stats:
@@ -22,6 +52,9 @@ class Stats:
         self._by_status: Counter[int] = Counter()
         self._by_code: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
+        self._operations: dict[str, _OperationCounts] = {}
+        self._by_subresource: Counter[str] = Counter()
+        self._received_by_method: Counter[str] = Counter()
         self._requests = 0
         self._max_in_flight = 0
         self._bytes_sent = 0
@@ -70,7 +103,7 @@ class Stats:
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             self._record_in_flight_locked()
 
-    def end(self, status: int, code: str | None, sent: int, received: int) -> None:
+    def end(self, status: int, code: str | None, sent: int, received: int, req: Classified) -> None:
         with self._lock:
             self._in_flight -= 1
             self._record_in_flight_locked()
@@ -79,6 +112,12 @@ class Stats:
                 self._by_code[code] += 1
             self._bytes_sent += sent
             self._bytes_received += received
+            op = self._operations.setdefault(req.operation, _OperationCounts())
+            op.requests += 1
+            op.bytes_received += received
+            op.by_status[status] += 1
+            self._by_subresource.update(req.subresources)
+            self._received_by_method[req.method] += received
 
     def reset(self) -> None:
         """Zero the counters; what is in flight now stays counted (and sets the new maximum)."""
@@ -94,6 +133,16 @@ class Stats:
                 "responses_by_status": {str(k): v for k, v in self._by_status.items()},
                 "errors_by_code": dict(self._by_code),
                 "faults_by_kind": dict(self._faults),
+                "operations": {
+                    name: {
+                        "requests": op.requests,
+                        "bytes_received": op.bytes_received,
+                        "responses_by_status": {str(k): v for k, v in op.by_status.items()},
+                    }
+                    for name, op in self._operations.items()
+                },
+                "requests_by_subresource": dict(self._by_subresource),
+                "bytes_received_by_method": dict(self._received_by_method),
                 "in_flight": self._in_flight,
                 "max_in_flight": self._max_in_flight,
                 "bytes_sent": self._bytes_sent,

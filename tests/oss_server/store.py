@@ -8,17 +8,21 @@ objects again.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .crc64 import Crc64
 from .errors import OssError
@@ -49,6 +53,62 @@ class _Bucket:
     # always valid UTF-8: the handler rejects anything else).
     keys: list[str]
     objects: dict[str, ObjectMeta]
+
+
+_NO_BUCKET = _Bucket([], {})
+
+
+def _already_exists() -> OssError:
+    return OssError(
+        409,
+        "FileAlreadyExists",
+        "The object you specified already exists and can not be overwritten.",
+    )
+
+
+@dataclass(frozen=True)
+class Spooled:
+    size: int
+    md5: bytes  # raw digest
+    crc64: int
+
+
+def parse_content_md5(value: str | None) -> bytes | None:
+    """The digest a Content-MD5 header announces (None if absent); 400 if it is malformed."""
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 16:
+        raise OssError(400, "InvalidDigest", "The Content-MD5 you specified is not valid.")
+    return digest
+
+
+def spool(chunks: Iterable[bytes], path: Path, expected_md5: bytes | None = None) -> Spooled:
+    """Stream `chunks` into a new file at `path`, hashing as they pass; the file is removed if
+    the stream fails or its MD5 is not `expected_md5` (400 InvalidDigest, as OSS answers)."""
+    md5 = hashlib.md5()
+    crc = Crc64()
+    size = 0
+    try:
+        with open(path, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+                md5.update(chunk)
+                crc.update(chunk)
+                size += len(chunk)
+        if expected_md5 is not None and md5.digest() != expected_md5:
+            raise OssError(
+                400,
+                "InvalidDigest",
+                "The Content-MD5 you specified did not match what we received.",
+            )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return Spooled(size, md5.digest(), crc.value)
 
 
 def validate_bucket_name(name: str) -> None:
@@ -137,25 +197,74 @@ class Store:
             raise OssError(404, "NoSuchKey", "The specified key does not exist.")
         return meta
 
-    def put(self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str) -> ObjectMeta:
+    def open_object(self, bucket: str, key: str) -> tuple[ObjectMeta, BinaryIO]:
+        """The current version and its data file, opened: the file keeps serving that
+        version's bytes even if the object is overwritten or deleted meanwhile."""
+        while True:
+            meta = self.get(bucket, key)
+            try:
+                return meta, open(self.path_of(meta), "rb")
+            except FileNotFoundError:
+                # Replaced between get() and open(): the metadata already names the newer
+                # version (or the key is gone, and get() says so).
+                continue
+
+    def new_tmp(self) -> Path:
+        """A fresh path in the store's scratch directory (same filesystem as the objects)."""
+        return self._tmp_dir / uuid.uuid4().hex
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        chunks: Iterable[bytes],
+        content_type: str,
+        expected_md5: bytes | None = None,
+        forbid_overwrite: bool = False,
+    ) -> ObjectMeta:
         validate_bucket_name(bucket)
         validate_key(key)
-        tmp = self._tmp_dir / uuid.uuid4().hex
-        md5 = hashlib.md5()
-        crc = Crc64()
-        size = 0
-        try:
-            with open(tmp, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    md5.update(chunk)
-                    crc.update(chunk)
-                    size += len(chunk)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        etag = f'"{md5.hexdigest().upper()}"'
-        return self._commit(bucket, key, tmp, size, etag, crc.value, content_type)
+        tmp = self.new_tmp()
+        spooled = spool(chunks, tmp, expected_md5)
+        etag = f'"{spooled.md5.hex().upper()}"'
+        return self.commit(
+            bucket, key, tmp, spooled.size, etag, spooled.crc64, content_type, forbid_overwrite
+        )
+
+    def copy(
+        self,
+        source: tuple[str, str],
+        bucket: str,
+        key: str,
+        content_type: str | None,
+        check: Callable[[ObjectMeta], None],
+        forbid_overwrite: bool = False,
+    ) -> ObjectMeta:
+        """Copy an object (a hard link: O(1) whatever its size). `check(source_meta)` raises to
+        refuse the copy (copy-source conditions); `content_type` None keeps the source's."""
+        validate_key(key)
+        self.require_bucket(bucket)
+        tmp = self.new_tmp()
+        while True:
+            meta = self.get(*source)
+            check(meta)
+            try:
+                os.link(self.path_of(meta), tmp)
+            except FileNotFoundError:
+                continue  # overwritten since get(): copy the new version
+            except OSError:
+                shutil.copyfile(self.path_of(meta), tmp)
+            break
+        return self.commit(
+            bucket,
+            key,
+            tmp,
+            meta.size,
+            meta.etag,
+            meta.crc64,
+            meta.content_type if content_type is None else content_type,
+            forbid_overwrite,
+        )
 
     def generate(
         self, bucket: str, key: str, size: int, seed: int, with_crc: bool | None = None
@@ -182,9 +291,9 @@ class Store:
         tag = hashlib.md5(f"generated:{seed}:{size}".encode()).hexdigest().upper()
         etag = f'"{tag}-{parts}"'
         crc_value = crc.value if with_crc else None
-        return self._commit(bucket, key, tmp, size, etag, crc_value, "application/octet-stream")
+        return self.commit(bucket, key, tmp, size, etag, crc_value, "application/octet-stream")
 
-    def _commit(
+    def commit(
         self,
         bucket: str,
         key: str,
@@ -193,7 +302,10 @@ class Store:
         etag: str,
         crc: int | None,
         content_type: str,
+        forbid_overwrite: bool = False,
     ) -> ObjectMeta:
+        """Make the file `tmp` (in this store's tmp dir) the new version of the object, at once:
+        a reader sees the old version or the new one, never a mix. `tmp` is consumed."""
         name = self._name_hash(bucket, key)
         # A fresh data file per version: readers holding the old file open keep reading the
         # old bytes, as a GET racing an overwrite does on OSS.
@@ -208,6 +320,11 @@ class Store:
             content_type or "application/octet-stream",
             data_file,
         )
+        with self._lock:
+            refused = forbid_overwrite and key in self._buckets.get(bucket, _NO_BUCKET).objects
+        if refused:
+            tmp.unlink(missing_ok=True)
+            raise _already_exists()
         os.replace(tmp, self._objects_dir / data_file)
         sidecar_tmp = self._tmp_dir / f"{uuid.uuid4().hex}.json"
         sidecar_tmp.write_text(json.dumps(asdict(meta)), "utf-8")
@@ -215,6 +332,10 @@ class Store:
             self._create_bucket_locked(bucket)
             b = self._buckets[bucket]
             old = b.objects.get(key)
+            if forbid_overwrite and old is not None:  # lost a race with another writer
+                (self._objects_dir / data_file).unlink(missing_ok=True)
+                sidecar_tmp.unlink(missing_ok=True)
+                raise _already_exists()
             if old is None:
                 bisect.insort(b.keys, key)
             b.objects[key] = meta
