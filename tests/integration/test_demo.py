@@ -17,7 +17,11 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 
 def test_demo_runs_and_reports_throughput() -> None:
     done = subprocess.run(
-        [sys.executable, str(DEMO), "--objects", "40", "--size-kb", "20", "--batch-size", "8"],
+        [
+            sys.executable,
+            str(DEMO),
+            *("--objects", "40", "--size-kb", "20", "--batch-size", "8", "--ckpt-mb", "24"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -34,6 +38,8 @@ def test_demo_runs_and_reports_throughput() -> None:
     assert "first batch (8, 3, 224, 224), labels [0, 1, 2, 3, 4, 5, 6, 7]" in done.stdout, (
         done.stdout
     )
+    checkpoint = r"\(e\) OssCheckpoint 25 MB: torch.save [\d,]+ MB/s, torch.load [\d,]+ MB/s"
+    assert any(re.match(checkpoint, line) for line in lines), done.stdout
 
 
 def test_demo_rejects_bad_flags() -> None:

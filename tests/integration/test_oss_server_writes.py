@@ -100,9 +100,16 @@ def stats(server: OssServer) -> dict[str, Any]:
     return result
 
 
-def op_statuses(server: OssServer, operation: str) -> dict[str, int]:
-    counts: dict[str, Any] = stats(server)["operations"].get(operation, {})
-    return dict(counts.get("responses_by_status", {}))
+def op_statuses(server: OssServer, operation: str, answers: int) -> dict[str, int]:
+    """Statuses of `operation`'s answers once `answers` are counted: the server counts an
+    answer after sending it, so the client may see it first (waits up to 5 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        counts: dict[str, Any] = stats(server)["operations"].get(operation, {})
+        statuses = dict(counts.get("responses_by_status", {}))
+        if sum(statuses.values()) >= answers or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.01)
 
 
 # -- SDK shorthands ---------------------------------------------------------------------------
@@ -749,7 +756,7 @@ def test_sdk_retries_a_burst_on_parts(server: OssServer, bucket: str) -> None:
     upload_id = initiate(client, bucket, "m")
     server.set_faults(scope="UploadPart", burst={"count": 2})
     etag = upload_part(client, bucket, "m", upload_id, 1, b"p" * PART).etag
-    assert op_statuses(server, "UploadPart") == {"503": 2, "200": 1}
+    assert op_statuses(server, "UploadPart", answers=3) == {"503": 2, "200": 1}
     assert stats(server)["operations"]["UploadPart"]["bytes_received"] == 3 * PART
     complete(client, bucket, "m", upload_id, [(1, etag)])
 
