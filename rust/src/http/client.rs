@@ -4,14 +4,17 @@
 //! for each attempt), retried here (by the rules of [`crate::http::retry`]), and narrowed here
 //! while the store throttles ([`crate::http::throttle`]).
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use http::header::CONTENT_LENGTH;
 use percent_encoding::utf8_percent_encode;
+use tokio::time::Sleep;
 
 use crate::credentials::CredentialCache;
 use crate::error::{Error, Result, ServiceError};
@@ -185,26 +188,19 @@ impl OssClient {
         result
     }
 
-    /// The next piece of `response`'s body, `None` at its end; fails when no byte arrives for
-    /// the between-bytes timeout.
-    pub(crate) async fn body_chunk(
-        &self,
-        head: &RequestHead,
-        response: &mut reqwest::Response,
-    ) -> Result<Option<Bytes>> {
+    /// `response`'s body, read piece by piece within the between-bytes timeout.
+    pub(crate) fn body_reader<'a>(
+        &'a self,
+        head: &'a RequestHead,
+        response: reqwest::Response,
+    ) -> BodyReader<'a> {
         let between = self.settings.timeouts.between_bytes;
-        match tokio::time::timeout(between, response.chunk()).await {
-            Ok(chunk) => chunk.map_err(|e| self.transport_error(head, &e)),
-            Err(_) => Err(Error::Transport {
-                method: head.method.to_string(),
-                target: self.target_of(head),
-                reason: format!(
-                    "no body bytes arrived for {} ms (readTimeoutMs)",
-                    between.as_millis()
-                ),
-                timeout: true,
-                sent: true,
-            }),
+        BodyReader {
+            client: self,
+            head,
+            response,
+            between,
+            stall: Box::pin(tokio::time::sleep(between)),
         }
     }
 
@@ -212,10 +208,11 @@ impl OssClient {
     pub(crate) async fn body_bytes(
         &self,
         head: &RequestHead,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
     ) -> Result<Vec<u8>> {
+        let mut reader = self.body_reader(head, response);
         let mut body = Vec::new();
-        while let Some(chunk) = self.body_chunk(head, &mut response).await? {
+        while let Some(chunk) = reader.next().await? {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
@@ -421,6 +418,44 @@ impl OssClient {
             server_time: parsed.server_time,
             target: self.target_of(head),
         })
+    }
+}
+
+/// An answer's body, read piece by piece; fails when no byte arrives for the between-bytes
+/// timeout (`readTimeoutMs`). One timer per body, reset for every piece.
+pub(crate) struct BodyReader<'a> {
+    client: &'a OssClient,
+    head: &'a RequestHead,
+    response: reqwest::Response,
+    between: Duration,
+    stall: Pin<Box<Sleep>>,
+}
+
+impl BodyReader<'_> {
+    /// The next piece, `None` at the body's end.
+    ///
+    /// # Errors
+    /// `Transport` when the connection breaks or stalls.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>> {
+        self.stall
+            .as_mut()
+            .reset(tokio::time::Instant::now() + self.between);
+        tokio::select! {
+            biased;
+            chunk = self.response.chunk() => {
+                chunk.map_err(|e| self.client.transport_error(self.head, &e))
+            }
+            () = &mut self.stall => Err(Error::Transport {
+                method: self.head.method.to_string(),
+                target: self.client.target_of(self.head),
+                reason: format!(
+                    "no body bytes arrived for {} ms (readTimeoutMs)",
+                    self.between.as_millis()
+                ),
+                timeout: true,
+                sent: true,
+            }),
+        }
     }
 }
 

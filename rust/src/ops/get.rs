@@ -217,7 +217,7 @@ impl<'a> Download<'a> {
         &mut self,
         client: &OssClient,
         request: &Request,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
     ) -> Result<bool> {
         let target: &Target = self.request.target;
         let protocol = |reason: String| Error::Protocol {
@@ -271,11 +271,14 @@ impl<'a> Download<'a> {
         }
         let end = self.end.unwrap_or(u64::MAX);
         let mut at = body_start;
-        while let Some(chunk) = client.body_chunk(&request.head, &mut response).await? {
+        let mut body = client.body_reader(&request.head, response);
+        while let Some(chunk) = body.next().await? {
             let chunk_end = at + chunk.len() as u64;
             let from = self.next.saturating_sub(at).min(chunk.len() as u64) as usize;
             let to = end.saturating_sub(at).min(chunk.len() as u64) as usize;
-            if from < to {
+            if from == 0 && to == chunk.len() {
+                self.keep(chunk)?;
+            } else if from < to {
                 self.keep(chunk.slice(from..to))?;
             }
             at = chunk_end;
