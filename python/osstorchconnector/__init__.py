@@ -18,6 +18,7 @@ from .exceptions import (
 )
 from .iterable_dataset import OssIterableDataset, identity
 from .manifest import imagenet_manifest_parser
+from .safetensor import OssSafetensor
 from .writer import ObjectWriter
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "OssNotFoundError",
     "OssObjectChangedError",
     "OssPermissionError",
+    "OssSafetensor",
     "OssTimeoutError",
     "__version__",
     "identity",
