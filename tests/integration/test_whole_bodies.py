@@ -69,8 +69,8 @@ def test_whole_objects_survive_broken_and_corrupt_bodies(
     options: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Corrupt bodies only where the object arrives whole: the CRC-64 sent covers whole objects
-    # (parts of larger ones are not checked; docs/NOTES.md, "Integrity of large objects").
+    # Corrupt bodies only where the object arrives whole: those are fetched again, whereas an
+    # object read in parts fails at its last part (test_large_objects.py).
     phases = [
         {"keys_prefix": "whole/", "p_reset": 0.2, "p_truncate": 0.2, "p_503": 0.1},
         {"keys_prefix": "whole/d-three", "p_corrupt": 0.3, "p_truncate": 0.2},

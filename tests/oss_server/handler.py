@@ -630,9 +630,11 @@ class OssRequestHandler(BaseHTTPRequestHandler):
                     "The requested range cannot be satisfied",
                     headers={"Content-Range": f"bytes */{meta.size}"},
                 ) from None
+        # The whole object's CRC-64, on ranged answers too ("A GET request with a Range header
+        # still returns the CRC-64 value of the entire object", OSS's CRC-64 guide).
+        if meta.crc64 is not None:
+            out["x-oss-hash-crc64ecma"] = str(meta.crc64)
         if span is None:
-            if meta.crc64 is not None:
-                out["x-oss-hash-crc64ecma"] = str(meta.crc64)
             return self._send_file(200, out, f, 0, meta.size, fault)
         start, end = span
         out["Content-Range"] = f"bytes {start}-{end}/{meta.size}"

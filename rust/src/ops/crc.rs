@@ -1,4 +1,8 @@
-//! CRC-64/XZ, the checksum OSS states for whole objects (`x-oss-hash-crc64ecma`).
+//! CRC-64/XZ, the checksum OSS states for whole objects (`x-oss-hash-crc64ecma`), on every
+//! answer of a GET — ranged ones included — and of a HEAD.
+
+use crate::error::Error;
+use crate::protocol::Target;
 
 /// CRC-64/XZ (ECMA-182 polynomial, reflected), as in `x-oss-hash-crc64ecma`.
 pub fn crc64(data: &[u8]) -> u64 {
@@ -17,9 +21,105 @@ pub(crate) fn crc64_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Xz, crc_a, crc_b, len_b)
 }
 
+/// The error for an object whose parts combine to `assembled` where the server states
+/// `stated` for the whole.
+pub(crate) fn parts_mismatch(target: &Target, (stated, assembled): (u64, u64)) -> Error {
+    Error::Protocol {
+        target: target.clone(),
+        reason: format!(
+            "CRC-64 mismatch: the object's parts combine to {assembled}, the server states \
+             {stated} for it"
+        ),
+    }
+}
+
+/// The CRC-64 of an object put together from pieces in order, checked against the CRC-64 the
+/// server states for the whole once the last piece is in — so a corrupt piece fails the
+/// object before its last byte is handed over, whichever piece it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Assembly {
+    size: u64,
+    stated: Option<u64>,
+    crc: u64,
+    covered: u64,
+}
+
+impl Assembly {
+    /// An object of `size` bytes whose CRC-64 the server states as `stated` (`None`: nothing
+    /// to check against).
+    pub(crate) fn new(size: u64, stated: Option<u64>) -> Self {
+        Assembly {
+            size,
+            stated,
+            crc: 0,
+            covered: 0,
+        }
+    }
+
+    /// Adds the `len` bytes at `offset` whose CRC-64 is `crc`. When they complete the object,
+    /// fails with `(stated, assembled)` if the two differ. A piece that does not continue
+    /// the ones before makes the check impossible; it is then skipped, never guessed.
+    pub(crate) fn add(&mut self, offset: u64, len: u64, crc: u64) -> Result<(), (u64, u64)> {
+        if offset != self.covered {
+            self.stated = None;
+            return Ok(());
+        }
+        self.crc = crc64_combine(self.crc, crc, len);
+        self.covered += len;
+        match self.stated {
+            Some(stated) if self.covered == self.size && stated != self.crc => {
+                Err((stated, self.crc))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes assembled so far (from offset 0).
+    #[cfg(test)]
+    pub(crate) fn covered(&self) -> u64 {
+        self.covered
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_assembly_checks_the_whole_once_its_last_piece_is_in() {
+        let data: Vec<u8> = (0..30_000u32).map(|i| (i % 241) as u8).collect();
+        let pieces: Vec<(u64, &[u8])> = data
+            .chunks(7_000)
+            .enumerate()
+            .map(|(i, c)| (i as u64 * 7_000, c))
+            .collect();
+        let whole = crc64(&data);
+        let mut good = Assembly::new(data.len() as u64, Some(whole));
+        for (offset, piece) in &pieces {
+            assert_eq!(good.add(*offset, piece.len() as u64, crc64(piece)), Ok(()));
+        }
+        assert_eq!(good.covered(), data.len() as u64);
+
+        // A corrupt piece anywhere fails the last one, not before.
+        let mut bad = Assembly::new(data.len() as u64, Some(whole));
+        let last = pieces.len() - 1;
+        for (i, (offset, piece)) in pieces.iter().enumerate() {
+            let crc = if i == 1 {
+                crc64(piece) ^ 1
+            } else {
+                crc64(piece)
+            };
+            let added = bad.add(*offset, piece.len() as u64, crc);
+            assert_eq!(added.is_err(), i == last, "piece {i}");
+        }
+
+        // Nothing stated, or a gap: nothing checked.
+        let mut unstated = Assembly::new(data.len() as u64, None);
+        assert_eq!(unstated.add(0, data.len() as u64, 0), Ok(()));
+        let mut gap = Assembly::new(data.len() as u64, Some(whole));
+        assert_eq!(gap.add(7_000, 23_000, 0), Ok(()));
+        assert_eq!(gap.add(0, 7_000, 0), Ok(()));
+    }
 
     #[test]
     fn combined_crcs_are_the_crc_of_the_concatenation() {

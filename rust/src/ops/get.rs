@@ -58,6 +58,11 @@ pub(crate) struct GetOutput {
     pub(crate) object_size: u64,
     /// ETag of the version the bytes come from, as sent.
     pub(crate) etag: String,
+    /// CRC-64/XZ of the bytes downloaded (whatever the sink).
+    pub(crate) crc: u64,
+    /// The CRC-64 the server states for the whole object (OSS sends it on ranged answers
+    /// too), for checking an object assembled from parts.
+    pub(crate) stated_crc: Option<u64>,
 }
 
 impl OssClient {
@@ -120,9 +125,12 @@ struct Download<'a> {
     object_size: u64,
     /// The version every answer must come from: the caller's, else the first answer's.
     etag: Option<String>,
-    /// The server's CRC-64 of the whole object and the digest of the bytes kept, when the
-    /// download covers the whole object.
-    crc: Option<(String, crc_fast::Digest)>,
+    /// CRC-64 of the bytes kept, taken per piece while it is in cache.
+    digest: crc_fast::Digest,
+    /// The server's CRC-64 of the whole object, as stated.
+    stated_crc: Option<String>,
+    /// The download covers the whole object: its CRC-64 must be the stated one.
+    whole: bool,
     /// The object turned out empty where a range was asked for: ask without one.
     unranged: bool,
 }
@@ -143,7 +151,9 @@ impl<'a> Download<'a> {
                 .if_match
                 .filter(|e| !e.is_empty())
                 .map(str::to_string),
-            crc: None,
+            digest: crc64_digest(),
+            stated_crc: None,
+            whole: false,
             unranged: false,
         }
     }
@@ -266,8 +276,11 @@ impl<'a> Download<'a> {
         if let Some(size) = object_size {
             self.object_size = size;
         }
+        if stated_crc.is_some() {
+            self.stated_crc = stated_crc;
+        }
         if self.end.is_none() {
-            self.start_keeping(object_size, stated_crc);
+            self.start_keeping(object_size);
         }
         let end = self.end.unwrap_or(u64::MAX);
         let mut at = body_start;
@@ -300,8 +313,8 @@ impl<'a> Download<'a> {
                 end - from
             )));
         }
-        if let Some((expected, digest)) = self.crc.take() {
-            let actual = digest.finalize();
+        if let Some(expected) = self.stated_crc.clone().filter(|_| self.whole) {
+            let actual = self.digest.finalize();
             if expected.trim() != actual.to_string() {
                 // Corrupt somewhere: start over rather than resume.
                 self.restart();
@@ -315,17 +328,15 @@ impl<'a> Download<'a> {
 
     /// The first answer told the object's size: fixes the end of what is wanted and makes room
     /// for it.
-    fn start_keeping(&mut self, object_size: Option<u64>, stated_crc: Option<String>) {
+    fn start_keeping(&mut self, object_size: Option<u64>) {
         let wanted_end = self.request.range.map_or(u64::MAX, |r| r.end);
         self.end = object_size.map(|size| wanted_end.min(size));
-        let whole = self.next == 0
+        self.whole = self.next == 0
             && match self.request.range {
                 None => true,
                 Some(_) => object_size.is_some() && self.end == object_size,
             };
-        self.crc = stated_crc
-            .filter(|_| whole)
-            .map(|stated| (stated, crc64_digest()));
+        self.digest = crc64_digest();
         let expected = self.end.map_or(0, |e| e.saturating_sub(self.next));
         let expected = usize::try_from(expected.min(1 << 30)).unwrap_or(0);
         if let Kept::NotStarted(lent) = &mut self.kept {
@@ -340,9 +351,7 @@ impl<'a> Download<'a> {
 
     /// Keeps bytes that continue what was kept.
     fn keep(&mut self, piece: Bytes) -> Result<()> {
-        if let Some((_, digest)) = self.crc.as_mut() {
-            digest.update(&piece);
-        }
+        self.digest.update(&piece);
         self.next += piece.len() as u64;
         match &mut self.kept {
             Kept::NotStarted(_) => Err(Error::Internal("bytes before an answer".into())),
@@ -407,6 +416,8 @@ impl<'a> Download<'a> {
             offset,
             object_size: self.object_size,
             etag: self.etag.unwrap_or_default(),
+            crc: self.digest.finalize(),
+            stated_crc: self.stated_crc.and_then(|c| c.trim().parse().ok()),
         })
     }
 }

@@ -47,7 +47,13 @@ impl ObjectStream {
         let not_started: Vec<Job> = self.schedule.jobs.drain(..bounds.len() - started).collect();
         let mut direct = Vec::with_capacity(not_started.len());
         for (job, piece) in not_started.into_iter().zip(pieces) {
-            direct.push(self.schedule.spawn_into(job, piece, writers.enter()));
+            let request = job.request.clone();
+            let len = piece.len() as u64;
+            direct.push((
+                request,
+                len,
+                self.schedule.spawn_into(job, piece, writers.enter()),
+            ));
         }
         for mut piece in copied {
             let Some(slot) = self.schedule.slots.pop_front() else {
@@ -67,11 +73,17 @@ impl ObjectStream {
                 });
             }
             out.body.copy_to(0, piece.as_mut_slice());
+            self.check_part(&request, out.offset, piece.len() as u64, out.crc)?;
         }
-        for mut task in direct {
-            if let Err(e) = self.join_refilling(&mut task).await {
-                self.schedule.discard(seq);
-                return Err(e);
+        // Joined in order, so the parts are checked in order however they finish; an error
+        // here comes before the caller has the bytes.
+        for (request, len, mut task) in direct {
+            match self.join_refilling(&mut task).await {
+                Ok(out) => self.check_part(&request, out.offset, len, out.crc)?,
+                Err(e) => {
+                    self.schedule.discard(seq);
+                    return Err(e);
+                }
             }
         }
         Ok(total)

@@ -335,7 +335,7 @@ impl Schedule {
         job: Job,
         piece: Destination,
         writer: WriterGuard,
-    ) -> AbortOnDrop<Result<()>> {
+    ) -> AbortOnDrop<Result<GetOutput>> {
         let client = self.client.clone();
         let running = RunningGuard::enter(&self.running, &self.finished);
         AbortOnDrop(self.runtime.spawn(async move {
@@ -351,7 +351,7 @@ impl Schedule {
                 range: job.range,
                 if_match: job.etag.as_deref(),
             };
-            client.get(get, Sink::Into(piece)).await.map(|_| ())
+            client.get(get, Sink::Into(piece)).await
         }))
     }
 

@@ -13,8 +13,10 @@ use tokio::task::JoinSet;
 use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::memory::destination::{Destination, Writers};
-use crate::ops::get::{GetRequest, Sink};
+use crate::ops::crc::{parts_mismatch, Assembly};
+use crate::ops::get::{GetOutput, GetRequest, Sink};
 use crate::ops::range::ByteRange;
+use crate::protocol::Target;
 
 /// Which bytes of which object.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +73,7 @@ pub(crate) async fn read_span_into(
     pending.reverse();
     let target = client.target(span.bucket, span.key);
     let mut etag = span.if_match.map(str::to_string);
+    let mut done = Vec::with_capacity(pending.len());
     if etag.is_none() {
         // Every part must come from one version: learn it from the first part alone.
         if let Some((range, piece)) = pending.pop() {
@@ -80,7 +83,9 @@ pub(crate) async fn read_span_into(
                 if_match: None,
             };
             let _writing = writers.enter();
-            etag = Some(client.get(get, Sink::Into(piece)).await?.etag);
+            let out = client.get(get, Sink::Into(piece)).await?;
+            etag = Some(out.etag.clone());
+            done.push((range, out));
         }
     }
     // Dropping the set (an error, Ctrl-C) aborts every download still running.
@@ -103,14 +108,41 @@ pub(crate) async fn read_span_into(
                         range: Some(range),
                         if_match: etag.as_deref(),
                     };
-                    client.get(get, Sink::Into(piece)).await.map(|_| ())
+                    let out = client.get(get, Sink::Into(piece)).await?;
+                    Ok((range, out))
                 },
                 runtime,
             );
         }
         let Some(joined) = running.join_next().await else {
-            return Ok(());
+            return check_whole(&target, start, end, done);
         };
-        joined.unwrap_or_else(|e| Err(Error::Internal(format!("download task failed: {e}"))))?;
+        let part = joined
+            .unwrap_or_else(|e| Err(Error::Internal(format!("download task failed: {e}"))))?;
+        done.push(part);
     }
+}
+
+/// When the span is the whole object, its parts (in any order) must combine to the CRC-64 the
+/// server states for it. A span of part of an object has nothing to be checked against.
+fn check_whole(
+    target: &Target,
+    start: u64,
+    end: u64,
+    mut parts: Vec<(ByteRange, GetOutput)>,
+) -> Result<()> {
+    let Some((_, first)) = parts.first() else {
+        return Ok(());
+    };
+    if start != 0 || end != first.object_size {
+        return Ok(());
+    }
+    let mut assembly = Assembly::new(first.object_size, first.stated_crc);
+    parts.sort_by_key(|(range, _)| range.start);
+    for (range, out) in &parts {
+        assembly
+            .add(range.start, range.len(), out.crc)
+            .map_err(|mismatch| parts_mismatch(target, mismatch))?;
+    }
+    Ok(())
 }

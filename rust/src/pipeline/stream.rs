@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::memory::budget::{Budget, Reservation};
 use crate::memory::chunks::Chunks;
+use crate::ops::crc::{parts_mismatch, Assembly};
 use crate::ops::get::GetOutput;
 
 /// Bytes of an object, holding their share of the budget until dropped.
@@ -56,6 +57,8 @@ pub struct ObjectStream {
     pub(super) input: Input,
     /// The object the consumer is on.
     pub(super) current: Option<u64>,
+    /// Its bytes handed over so far, checked against its CRC-64 when the last part is in.
+    assembly: Option<Assembly>,
 }
 
 impl std::fmt::Debug for ObjectStream {
@@ -82,6 +85,7 @@ impl ObjectStream {
             schedule: Schedule::new(client, runtime, budget, settings),
             input: Input::default(),
             current: None,
+            assembly: None,
         }
     }
 
@@ -100,6 +104,7 @@ impl ObjectStream {
             schedule: Schedule::new(client, runtime, budget, settings),
             input,
             current: None,
+            assembly: None,
         }
     }
 
@@ -137,6 +142,7 @@ impl ObjectStream {
         if let Some(previous) = self.current.take() {
             self.schedule.discard(previous);
         }
+        self.assembly = None;
         loop {
             let wakeups = self.schedule.arm_wakeups();
             self.fill();
@@ -170,7 +176,11 @@ impl ObjectStream {
             self.fill();
             if self.schedule.slots.front().is_some_and(|s| s.seq == seq) {
                 let slot = self.schedule.slots.pop_front()?;
-                let settled = self.settle(slot).await;
+                let settled = self.settle(slot).await.and_then(|settled| {
+                    let (_, request, out, _) = &settled;
+                    self.check_part(request, out.offset, out.body.len() as u64, out.crc)?;
+                    Ok(settled)
+                });
                 self.fill();
                 return Some(settled.map(|(_, _, out, reservation)| Part {
                     body: out.body,
@@ -190,6 +200,28 @@ impl ObjectStream {
     pub(crate) fn close(&mut self) {
         self.input.close();
         self.schedule.keep_only(self.current);
+    }
+
+    /// Adds `len` bytes at `offset` of the current object, whose CRC-64 is `crc`, to what has
+    /// been handed over of it. When they complete the object and it is not what the server
+    /// states, fails — before those bytes are handed over — and cancels the rest.
+    pub(super) fn check_part(
+        &mut self,
+        request: &ObjectRequest,
+        offset: u64,
+        len: u64,
+        crc: u64,
+    ) -> Result<()> {
+        let Some(assembly) = self.assembly.as_mut() else {
+            return Ok(());
+        };
+        assembly.add(offset, len, crc).map_err(|mismatch| {
+            if let Some(current) = self.current {
+                self.schedule.discard(current);
+            }
+            let target = self.schedule.client.target(&request.bucket, &request.key);
+            parts_mismatch(&target, mismatch)
+        })
     }
 
     pub(super) fn fill(&mut self) {
@@ -240,6 +272,14 @@ impl ObjectStream {
 
     fn start(&mut self, (seq, request, out, reservation): Settled) -> ObjectStart {
         let fetched_to = out.offset + out.body.len() as u64;
+        let size = out.object_size.max(fetched_to);
+        // A whole object was checked by its GET; one in parts is checked as they come in.
+        self.assembly = (fetched_to < size).then(|| {
+            let mut assembly = Assembly::new(size, out.stated_crc);
+            // Cannot fail: the object is not complete yet.
+            let _ = assembly.add(out.offset, out.body.len() as u64, out.crc);
+            assembly
+        });
         if request.size.is_none() && out.object_size > fetched_to {
             // The first answer told the size: the rest comes from the same version.
             let etag = Some(out.etag.clone());
@@ -253,7 +293,7 @@ impl ObjectStream {
             bucket: request.bucket.clone(),
             key: request.key.clone(),
             label: request.label.clone(),
-            size: out.object_size.max(fetched_to),
+            size,
             etag: out.etag,
             first: Part {
                 body: out.body,
