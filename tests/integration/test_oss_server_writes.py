@@ -96,8 +96,26 @@ def service_error(info: pytest.ExceptionInfo[Any]) -> tuple[int, str]:
 
 
 def stats(server: OssServer) -> dict[str, Any]:
-    result: dict[str, Any] = server.control("GET", "stats?timeline=0")
-    return result
+    """The counters once no request is in flight: the server counts a request when it is done
+    with it, which the client that got its answer (or a reset) may see first. Waits up to 2 s
+    (a request stalled on purpose stays in flight)."""
+    deadline = time.monotonic() + 2
+    while True:
+        result: dict[str, Any] = server.control("GET", "stats?timeline=0")
+        if result["in_flight"] == 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(0.01)
+
+
+def stats_when(server: OssServer, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The stats once `ready` holds of them (the server counts a request when it is done with
+    it, which a client that got its answer, or a reset, may see first); waits up to 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        current = stats(server)
+        if ready(current) or time.monotonic() > deadline:
+            return current
+        time.sleep(0.01)
 
 
 def op_statuses(server: OssServer, operation: str, answers: int) -> dict[str, int]:
@@ -774,7 +792,8 @@ def test_reset_mid_request_while_the_client_sends(server: OssServer, bucket: str
             for _ in range(size // len(chunk)):
                 sock.sendall(chunk)
             sock.recv(1)  # everything fit in the socket buffers: the reset shows here
-    received = stats(server)["operations"]["PutObject"]["bytes_received"]
+    counted = stats_when(server, lambda st: "PutObject" in st["operations"])
+    received = counted["operations"]["PutObject"]["bytes_received"]
     assert 0 < received <= 1 << 20
     with pytest.raises(oss.exceptions.OperationError) as info:
         server.sdk_client().head_object(oss.HeadObjectRequest(bucket=bucket, key="big"))
@@ -783,7 +802,8 @@ def test_reset_mid_request_while_the_client_sends(server: OssServer, bucket: str
     client = once_client(server)
     with pytest.raises(oss.exceptions.OperationError):
         client.put_object(oss.PutObjectRequest(bucket=bucket, key="small", body=b"s" * 5000))
-    assert stats(server)["faults_by_kind"] == {"reset_mid_request": 2}
+    faults = stats_when(server, lambda st: st["faults_by_kind"].get("reset_mid_request") == 2)
+    assert faults["faults_by_kind"] == {"reset_mid_request": 2}
 
 
 def test_reset_after_request_performs_nothing(server: OssServer, bucket: str) -> None:
