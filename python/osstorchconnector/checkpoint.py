@@ -33,6 +33,28 @@ def open_reader(factory: ClientFactory, oss_uri: str, ranges: RangeFetcher) -> D
     return DataObject(key, size, "", b"", bucket, etag=etag, ranges=ranges)
 
 
+def connect(
+    where: str,
+    endpoint: str,
+    cred_path: str,
+    config_path: str,
+    cred_provider: CredentialsProvider | None,
+    region: str,
+    path_style: bool | None,
+) -> tuple[ClientFactory, RangeFetcher]:
+    """The validated client factory and checkpoint-sized range reader of the classes that
+    take the official ``(endpoint, cred_path, config_path, cred_provider, region)``."""
+    options = ClientOptions(
+        cred_path=cred_path,
+        config_path=config_path,
+        cred_provider=cred_provider,
+        region=region,
+        path_style=path_style,
+    )
+    factory = checkpoint_factory(endpoint, options, where)
+    return factory, checkpoint_ranges(factory)
+
+
 def checkpoint_ranges(factory: ClientFactory) -> RangeFetcher:
     """Range reads sized by ``checkpointConfig``: ``prefetchIoSizeMB`` ranges, up to
     ``prefetchConcurrency`` at once (also the readahead of sequential reads, in ranges)."""
@@ -61,15 +83,9 @@ class OssCheckpoint:
         *,
         path_style: bool | None = None,
     ) -> None:
-        options = ClientOptions(
-            cred_path=cred_path,
-            config_path=config_path,
-            cred_provider=cred_provider,
-            region=region,
-            path_style=path_style,
+        self._factory, self._ranges = connect(
+            "OssCheckpoint()", endpoint, cred_path, config_path, cred_provider, region, path_style
         )
-        self._factory = checkpoint_factory(endpoint, options, "OssCheckpoint()")
-        self._ranges = checkpoint_ranges(self._factory)
 
     def reader(self, oss_uri: str) -> DataObject:
         """A seekable binary file over the object (``torch.load(reader, weights_only=True)``).

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ._client import ClientOptions, CredentialsProvider
+from ._client import CredentialsProvider
 from ._core import parse_oss_uri
-from .checkpoint import checkpoint_factory, checkpoint_ranges, open_reader
+from .checkpoint import connect, open_reader
 from .data_object import DataObject
 from .writer import ObjectWriter
 
@@ -39,15 +39,9 @@ class OssClient:
         path_style: bool | None = None,
     ) -> None:
         del uuid, id, total
-        options = ClientOptions(
-            cred_path=cred_path,
-            config_path=config_path,
-            cred_provider=cred_provider,
-            region=region,
-            path_style=path_style,
+        self._factory, self._ranges = connect(
+            "OssClient()", endpoint, cred_path, config_path, cred_provider, region, path_style
         )
-        self._factory = checkpoint_factory(endpoint, options, "OssClient()")
-        self._ranges = checkpoint_ranges(self._factory)
 
     def get_object(
         self, bucket: str, key: str, size: int = 0, type: int = 0, label: str = ""

@@ -13,7 +13,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from ._client import ClientOptions, CredentialsProvider, RangeFetcher
+from ._client import CredentialsProvider, RangeFetcher
 from ._safetensors_format import (
     _DTYPES,
     _HEADER_GUESS,
@@ -27,7 +27,7 @@ from ._safetensors_format import (
     _torch_dtypes,
     _write,
 )
-from .checkpoint import checkpoint_factory, checkpoint_ranges, open_reader
+from .checkpoint import connect, open_reader
 from .data_object import DataObject
 from .writer import ObjectWriter
 
@@ -255,15 +255,9 @@ class OssSafetensor:
         *,
         path_style: bool | None = None,
     ) -> None:
-        options = ClientOptions(
-            cred_path=cred_path,
-            config_path=config_path,
-            cred_provider=cred_provider,
-            region=region,
-            path_style=path_style,
+        self._factory, self._ranges = connect(
+            "OssSafetensor()", endpoint, cred_path, config_path, cred_provider, region, path_style
         )
-        self._factory = checkpoint_factory(endpoint, options, "OssSafetensor()")
-        self._ranges = checkpoint_ranges(self._factory)
 
     def save_file(
         self,
