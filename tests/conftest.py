@@ -104,6 +104,29 @@ class OssServer:
         """Upload through the official SDK (its signature is checked like any other)."""
         self.sdk_client().put_object(oss.PutObjectRequest(bucket=bucket, key=key, body=data))
 
+    def get(self, bucket: str, key: str) -> bytes:
+        """An object as the official SDK reads it (what a test reads back what ours wrote with)."""
+        result = self.sdk_client().get_object(oss.GetObjectRequest(bucket=bucket, key=key))
+        body: bytes = result.body.content
+        return body
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """Whether the official SDK's HeadObject finds the object."""
+        try:
+            self.sdk_client().head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
+        except oss.exceptions.OperationError as e:
+            if "404" in str(e) or "NoSuchKey" in str(e):
+                return False
+            raise
+        return True
+
+    def pending_uploads(self, bucket: str) -> list[str]:
+        """Upload ids of the bucket's multipart uploads not completed nor aborted (SDK)."""
+        result = self.sdk_client().list_multipart_uploads(
+            oss.ListMultipartUploadsRequest(bucket=bucket)
+        )
+        return [u.upload_id for u in (result.uploads or [])]
+
     def put_random(self, bucket: str, sizes: dict[str, int]) -> dict[str, bytes]:
         """Uploads random bytes of the given size under each key; returns what was uploaded."""
         data = {key: os.urandom(size) for key, size in sizes.items()}

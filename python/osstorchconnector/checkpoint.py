@@ -25,12 +25,14 @@ def checkpoint_factory(endpoint: str, options: ClientOptions, where: str) -> Cli
     return factory
 
 
-def open_reader(factory: ClientFactory, oss_uri: str, ranges: RangeFetcher) -> DataObject:
+def open_reader(
+    factory: ClientFactory, oss_uri: str, ranges: RangeFetcher, label: str = ""
+) -> DataObject:
     """A reader of the current version of ``oss_uri``: HEAD for its size and ETag, then reads
     by range, every one pinned to that ETag."""
     bucket, key = parse_oss_uri(oss_uri)
     size, etag, _crc = factory.get().head_object(oss_uri)
-    return DataObject(key, size, "", b"", bucket, etag=etag, ranges=ranges)
+    return DataObject(key, size, label, b"", bucket, etag=etag, ranges=ranges)
 
 
 def connect(
@@ -63,15 +65,10 @@ def checkpoint_ranges(factory: ClientFactory) -> RangeFetcher:
     return RangeFetcher(factory, part, concurrency, readahead=part * concurrency)
 
 
-class OssCheckpoint:
-    """Checkpoints in OSS: :meth:`writer` for ``torch.save``, :meth:`reader` for
-    ``torch.load``.
-
-    Unlike the official connector, a writer replaces the object only when it is closed
-    cleanly (an exception or Ctrl-C aborts the upload and leaves the old checkpoint), and a
-    reader fetches what is read — by range, with readahead for sequential reads — rather
-    than the whole object, and needs no userfaultfd.
-    """
+class Connected:
+    """Base of the classes that take the official ``(endpoint, cred_path, config_path,
+    cred_provider, region)``: a validated client, and range reads sized by
+    ``checkpointConfig``."""
 
     def __init__(
         self,
@@ -83,9 +80,21 @@ class OssCheckpoint:
         *,
         path_style: bool | None = None,
     ) -> None:
+        where = f"{type(self).__name__}()"
         self._factory, self._ranges = connect(
-            "OssCheckpoint()", endpoint, cred_path, config_path, cred_provider, region, path_style
+            where, endpoint, cred_path, config_path, cred_provider, region, path_style
         )
+
+
+class OssCheckpoint(Connected):
+    """Checkpoints in OSS: :meth:`writer` for ``torch.save``, :meth:`reader` for
+    ``torch.load``.
+
+    Unlike the official connector, a writer replaces the object only when it is closed
+    cleanly (an exception or Ctrl-C aborts the upload and leaves the old checkpoint), and a
+    reader fetches what is read — by range, with readahead for sequential reads — rather
+    than the whole object, and needs no userfaultfd.
+    """
 
     def reader(self, oss_uri: str) -> DataObject:
         """A seekable binary file over the object (``torch.load(reader, weights_only=True)``).

@@ -53,12 +53,7 @@ class OssClient:
             OssNotFoundError: the object does not exist.
         """
         del size, type
-        obj = open_reader(self._factory, _uri(bucket, key), self._ranges)
-        if label:
-            obj = DataObject(
-                obj.key, obj.size, label, b"", bucket, etag=obj.etag, ranges=self._ranges
-            )
-        return obj
+        return open_reader(self._factory, _uri(bucket, key), self._ranges, label)
 
     def put_object(self, bucket: str, key: str) -> ObjectWriter:
         """A writer whose bytes become the object when it is closed (see ObjectWriter)."""

@@ -13,7 +13,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from ._client import CredentialsProvider, RangeFetcher
+from ._client import RangeFetcher
 from ._safetensors_format import (
     _DTYPES,
     _HEADER_GUESS,
@@ -27,7 +27,7 @@ from ._safetensors_format import (
     _torch_dtypes,
     _write,
 )
-from .checkpoint import connect, open_reader
+from .checkpoint import Connected, open_reader
 from .data_object import DataObject
 from .writer import ObjectWriter
 
@@ -234,7 +234,7 @@ class OssSafeOpen:
         return _place(tensor, self._device)
 
 
-class OssSafetensor:
+class OssSafetensor(Connected):
     """safetensors files in OSS: :meth:`save_file` streams one up as it is written,
     :meth:`load_file` and :meth:`safe_open` read it back by range.
 
@@ -244,20 +244,6 @@ class OssSafetensor:
     ``get_slice`` fetches only the rows asked for; and a corrupt header is a ``ValueError``
     naming the object, never a crash or a huge allocation.
     """
-
-    def __init__(
-        self,
-        endpoint: str,
-        cred_path: str = "",
-        config_path: str = "",
-        cred_provider: CredentialsProvider | None = None,
-        region: str = "",
-        *,
-        path_style: bool | None = None,
-    ) -> None:
-        self._factory, self._ranges = connect(
-            "OssSafetensor()", endpoint, cred_path, config_path, cred_provider, region, path_style
-        )
 
     def save_file(
         self,

@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import alibabacloud_oss_v2 as oss
 import pytest
 
 from conftest import OssServer, interrupt, python_child
@@ -38,20 +37,6 @@ def checkpoint(server: OssServer, tmp_path: Path, **settings: Any) -> OssCheckpo
         config_path=config(tmp_path, **settings),
         region=server.region,
     )
-
-
-def sdk_bytes(server: OssServer, bucket: str, key: str) -> bytes:
-    """The object as the official SDK reads it."""
-    result = server.sdk_client().get_object(oss.GetObjectRequest(bucket=bucket, key=key))
-    body: bytes = result.body.content
-    return body
-
-
-def pending_uploads(server: OssServer, bucket: str) -> list[str]:
-    result = server.sdk_client().list_multipart_uploads(
-        oss.ListMultipartUploadsRequest(bucket=bucket)
-    )
-    return [u.upload_id for u in (result.uploads or [])]
 
 
 def state_dict(mib: int, seed: int = 0) -> dict[str, Any]:
@@ -82,7 +67,7 @@ def test_a_small_checkpoint_round_trips_as_one_put(
         torch.save(sd, w)
     after = oss_server.stats()["requests_by_method"]
     assert after.get("POST", 0) == before.get("POST", 0), "no multipart upload for one part"
-    assert sdk_bytes(oss_server, bucket, "ckpt/small.pt") == saved_locally(sd)
+    assert oss_server.get(bucket, "ckpt/small.pt") == saved_locally(sd)
     with cp.reader(f"oss://{bucket}/ckpt/small.pt") as r:
         loaded = torch.load(r, weights_only=True)
     assert loaded.keys() == sd.keys()
@@ -98,8 +83,8 @@ def test_a_large_checkpoint_round_trips_in_parts(
     with cp.writer(uri) as w:
         torch.save(sd, w)
         assert w.tell() == len(saved_locally(sd))
-    assert sdk_bytes(oss_server, bucket, "ckpt/large.pt") == saved_locally(sd)
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.get(bucket, "ckpt/large.pt") == saved_locally(sd)
+    assert oss_server.pending_uploads(bucket) == []
     loaded = torch.load(cp.reader(uri), weights_only=True)
     assert all(torch.equal(loaded[k], sd[k]) for k in sd)
 
@@ -118,7 +103,7 @@ def test_any_size_round_trips_exactly(
             n = rng.choice([1, 100, 65_536, MIB + 3])
             assert w.write(memoryview(data)[at : at + n]) == len(data[at : at + n])
             at += n
-    assert sdk_bytes(oss_server, bucket, f"sizes/{size}") == data
+    assert oss_server.get(bucket, f"sizes/{size}") == data
     assert cp.reader(uri).read() == data
 
 
@@ -137,8 +122,8 @@ def test_an_exception_in_the_with_block_keeps_the_old_object(
     with pytest.raises(RuntimeError, match="training crashed"), w:
         w.write(os.urandom(5 * MIB))  # parts already uploaded
         raise RuntimeError("training crashed")
-    assert sdk_bytes(oss_server, bucket, "abort/exc.pt") == old
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.get(bucket, "abort/exc.pt") == old
+    assert oss_server.pending_uploads(bucket) == []
     with pytest.raises(ValueError, match="closed"):
         w.write(b"more")
 
@@ -159,8 +144,8 @@ def test_a_part_failing_after_its_retries_raises_and_keeps_the_old_object(
     assert raised.value.key == "abort/part.pt"
     assert raised.value.status == 503
     assert f"oss://{bucket}/abort/part.pt" in str(raised.value)
-    assert sdk_bytes(oss_server, bucket, "abort/part.pt") == old
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.get(bucket, "abort/part.pt") == old
+    assert oss_server.pending_uploads(bucket) == []
 
 
 def test_a_writer_dropped_unclosed_is_aborted(
@@ -172,8 +157,8 @@ def test_a_writer_dropped_unclosed_is_aborted(
     w.write(os.urandom(3 * MIB))
     del w
     gc.collect()
-    assert sdk_bytes(oss_server, bucket, "abort/dropped.pt") == old
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.get(bucket, "abort/dropped.pt") == old
+    assert oss_server.pending_uploads(bucket) == []
 
 
 def test_ctrl_c_during_a_save_aborts_it(oss_server: OssServer, bucket: str, tmp_path: Path) -> None:
@@ -202,8 +187,8 @@ except KeyboardInterrupt:
     finally:
         oss_server.control("POST", "delay", {"delay_ms": 0})
     assert "interrupted" in out, err
-    assert sdk_bytes(oss_server, bucket, "abort/sigint.pt") == old
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.get(bucket, "abort/sigint.pt") == old
+    assert oss_server.pending_uploads(bucket) == []
 
 
 def test_the_reader_seeks_anywhere_and_reads_only_what_is_asked(
@@ -231,7 +216,7 @@ def test_the_reader_seeks_anywhere_and_reads_only_what_is_asked(
         h.update(piece)
     served = oss_server.stats()["bytes_sent"] - sent_before
     assert served < 8 * MIB, f"{served} bytes served for six 4 KiB reads of {size}"
-    full = sdk_bytes(oss_server, bucket, "read/big.bin")
+    full = oss_server.get(bucket, "read/big.bin")
     assert hashlib.sha256(full).hexdigest() == meta.get("sha256", hashlib.sha256(full).hexdigest())
     for pos, piece in spots:
         assert piece == full[pos : pos + 4096], pos
@@ -269,4 +254,22 @@ def test_writers_in_threads(oss_server: OssServer, bucket: str, tmp_path: Path) 
         t.join()
     assert errors == []
     for key, data in payloads.items():
-        assert sdk_bytes(oss_server, bucket, key) == data
+        assert oss_server.get(bucket, key) == data
+
+
+def test_a_whole_read_of_a_corrupt_object_fails_naming_it(
+    oss_server: OssServer, bucket: str, tmp_path: Path
+) -> None:
+    """A reader's read() of everything fetches ranged parts at once; they must combine to the
+    CRC-64 the server states for the object."""
+    data = os.urandom(5 * MIB + 3)
+    oss_server.put(bucket, "read/corrupt.bin", data)
+    cp = checkpoint(oss_server, tmp_path)  # 1 MiB ranges
+    oss_server.set_faults(seed=3, bucket=bucket, keys_prefix="read/corrupt.bin", p_corrupt=1.0)
+    try:
+        with pytest.raises(OssError, match="CRC-64 mismatch") as info:
+            cp.reader(f"oss://{bucket}/read/corrupt.bin").read()
+    finally:
+        oss_server.clear_faults()
+    assert (info.value.bucket, info.value.key) == (bucket, "read/corrupt.bin")
+    assert cp.reader(f"oss://{bucket}/read/corrupt.bin").read() == data

@@ -90,13 +90,6 @@ def sdk_sha256(server: OssServer, bucket: str, key: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def pending_uploads(server: OssServer, bucket: str) -> list[str]:
-    result = server.sdk_client().list_multipart_uploads(
-        oss.ListMultipartUploadsRequest(bucket=bucket)
-    )
-    return [u.upload_id for u in (result.uploads or [])]
-
-
 @pytest.mark.parametrize("faults", [False, True], ids=["clean", "503s-and-resets"])
 def test_a_gigabyte_state_dict_round_trips_within_the_upload_budget(
     oss_server: OssServer, bucket: str, tmp_path: Path, faults: bool
@@ -115,7 +108,7 @@ def test_a_gigabyte_state_dict_round_trips_within_the_upload_budget(
         oss_server.clear_faults()
     assert saved["size"] >= 1024 * MIB
     assert sdk_sha256(oss_server, bucket, "ckpt/1g.pt") == (saved["sha256"], saved["size"])
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.pending_uploads(bucket) == []
     growth_mib = (saved["after_kib"] - saved["before_kib"]) / 1024
     print(f"1 GiB save ({'with' if faults else 'without'} faults): VmHWM +{growth_mib:.0f} MiB")
     # uploadBufferSizeMB (256 by default) + 100 MiB.
@@ -174,4 +167,4 @@ def test_writers_inside_dataloader_workers(
     for i, key in enumerate(keys):
         loaded = torch.load(cp.reader(f"oss://{bucket}/{key}"), weights_only=True)
         assert torch.equal(loaded, torch.full((300_000,), i))
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.pending_uploads(bucket) == []

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import alibabacloud_oss_v2 as oss
 import pytest
 
 from conftest import OssServer
@@ -42,22 +41,6 @@ def store(server: OssServer, tmp_path: Path, **checkpoint: Any) -> OssSafetensor
     )
 
 
-def sdk_bytes(server: OssServer, bucket: str, key: str) -> bytes:
-    result = server.sdk_client().get_object(oss.GetObjectRequest(bucket=bucket, key=key))
-    body: bytes = result.body.content
-    return body
-
-
-def sdk_exists(server: OssServer, bucket: str, key: str) -> bool:
-    try:
-        server.sdk_client().head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
-    except oss.exceptions.OperationError as e:
-        if "404" in str(e) or "NoSuchKey" in str(e):
-            return False
-        raise
-    return True
-
-
 def settled(server: OssServer) -> dict[str, Any]:
     """Server stats once every request has been counted: the server counts one after its
     response is sent, so a client may already be past it."""
@@ -72,13 +55,6 @@ def sent(server: OssServer) -> int:
     """Bytes the server has sent so far."""
     count: int = settled(server)["bytes_sent"]
     return count
-
-
-def pending_uploads(server: OssServer, bucket: str) -> list[str]:
-    result = server.sdk_client().list_multipart_uploads(
-        oss.ListMultipartUploadsRequest(bucket=bucket)
-    )
-    return [u.upload_id for u in (result.uploads or [])]
 
 
 def hf_metadata(data: bytes, tmp_path: Path) -> dict[str, str] | None:
@@ -137,7 +113,7 @@ def test_files_we_save_load_with_hugging_face(
     tensors = mixed_tensors()
     metadata = {"format": "pt", "note": "ünïcode ✓"}
     st.save_file(tensors, f"oss://{bucket}/w/mixed.safetensors", metadata=metadata)
-    data = sdk_bytes(oss_server, bucket, "w/mixed.safetensors")
+    data = oss_server.get(bucket, "w/mixed.safetensors")
     assert_same(hf.load(data), tensors)
     assert hf_metadata(data, tmp_path) == metadata
     # Hugging Face's conventions: the header padded with spaces to 8 bytes, every tensor
@@ -413,7 +389,7 @@ def test_bad_input_raises_before_anything_is_written(
     after = settled(oss_server)["requests_by_method"]
     for method in ("PUT", "POST", "DELETE"):
         assert after.get(method, 0) == before.get(method, 0), method
-    assert sdk_bytes(oss_server, bucket, "keep.safetensors") == old
+    assert oss_server.get(bucket, "keep.safetensors") == old
 
 
 def test_an_exception_mid_save_keeps_the_old_object(
@@ -436,8 +412,8 @@ def test_an_exception_mid_save_keeps_the_old_object(
     with pytest.raises(KeyboardInterrupt):
         st.save_file(tensors, f"oss://{bucket}/mid.safetensors")
     assert calls == 5
-    assert sdk_bytes(oss_server, bucket, "mid.safetensors") == old
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.get(bucket, "mid.safetensors") == old
+    assert oss_server.pending_uploads(bucket) == []
 
 
 def test_a_failing_upload_raises_and_keeps_the_old_object(
@@ -452,8 +428,8 @@ def test_a_failing_upload_raises_and_keeps_the_old_object(
             st.save_file(tensors, f"oss://{bucket}/fail.safetensors")
     finally:
         oss_server.clear_faults()
-    assert sdk_bytes(oss_server, bucket, "fail.safetensors") == old
-    assert pending_uploads(oss_server, bucket) == []
+    assert oss_server.get(bucket, "fail.safetensors") == old
+    assert oss_server.pending_uploads(bucket) == []
 
 
 def test_a_file_of_many_parts_round_trips(
@@ -473,7 +449,7 @@ def test_a_file_of_many_parts_round_trips(
     after = settled(oss_server)["requests_by_method"]
     assert after.get("POST", 0) - before.get("POST", 0) >= 2, "initiate and complete"
     assert after.get("PUT", 0) - before.get("PUT", 0) > 20, "one PUT per 1 MiB part"
-    data = sdk_bytes(oss_server, bucket, "parts/model.safetensors")
+    data = oss_server.get(bucket, "parts/model.safetensors")
     assert_same(hf.load(data), tensors)
     assert hf_metadata(data, tmp_path) == {"parts": "many"}
     local = io.BytesIO()
@@ -490,11 +466,11 @@ def test_empty_files_and_the_constructor(
     st = store(oss_server, tmp_path)
     uri = f"oss://{bucket}/empty.safetensors"
     st.save_file({}, uri)
-    data = sdk_bytes(oss_server, bucket, "empty.safetensors")
+    data = oss_server.get(bucket, "empty.safetensors")
     assert hf.load(data) == {}
     assert st.load_file(uri) == {}
     with st.safe_open(uri) as f:
         assert (f.keys(), f.offset_keys(), f.metadata()) == ([], [], {})
     with pytest.raises(ValueError, match="endpoint"):
         OssSafetensor("")
-    assert not sdk_exists(oss_server, bucket, "never-written.safetensors")
+    assert not oss_server.exists(bucket, "never-written.safetensors")
