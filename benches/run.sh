@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: bash benches/run.sh [--quick] [harness options, see harness.py --help]
+# Checkpoint save/load benchmark: bash benches/run.sh --checkpoint [see checkpoint.py --help]
 #
 # Prepares what it needs, then runs benches/harness.py:
 #   - nginx-light + the echo module + wrk from Debian (apt) when missing;
@@ -49,4 +50,8 @@ venv harness matplotlib psutil crcmod-plus
 venv peers s3torchconnector boto3 numpy
 venv official osstorchconnector==1.2.3 numpy
 
+if [ "${1:-}" = "--checkpoint" ]; then
+  shift
+  exec "$BENCH_HOME/harness/bin/python" "$here/checkpoint.py" "$@"
+fi
 exec "$BENCH_HOME/harness/bin/python" "$here/harness.py" "$@"

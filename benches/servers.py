@@ -9,6 +9,13 @@
   virtual host) are proxied to :class:`ListResponder`, which answers ListObjectsV2 (and V1) over
   the same tree: OSS XML (no namespace, `<Type>`) for OSS-signed requests, S3 XML (with the S3
   namespace) for SigV4-signed ones.
+- Write port (a third port, for the checkpoint benchmark): PUT of whole objects and of multipart
+  parts is read by nginx into a file on tmpfs and dropped (`client_body_in_file_only clean`),
+  answered 200 with a fresh ETag; InitiateMultipartUpload, CompleteMultipartUpload,
+  AbortMultipartUpload and DeleteObject (POST, DELETE) go to :class:`ListResponder`, which hands
+  out upload ids and answers completion without assembling anything. GET and HEAD are served as
+  on the fast port. So a save costs the server one receive and one tmpfs write per byte: the
+  cost of taking the bytes, not of keeping them.
 - Latency mode: a second port on the same nginx where every request first waits
   (`echo_sleep`, a non-blocking nginx timer) and then is served exactly like the fast port
   (`echo_exec` to a named location), so the delay costs no thread and no extra hop.
@@ -29,9 +36,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -199,6 +208,14 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
         # virtual-hosted: the bucket is the Host's first label
         return self.headers.get("Host", "").split(":", 1)[0].split(".", 1)[0]
 
+    def _bucket_key(self, path: str) -> tuple[str, str]:
+        host = self.headers.get("Host", "").split(":", 1)[0]
+        path = urllib.parse.unquote(path.lstrip("/"))
+        if host.count(".") == 3 or host in ("localhost", ""):  # path style
+            bucket, _, key = path.partition("/")
+            return bucket, key
+        return host.split(".", 1)[0], path
+
     def _answer(self, status: int, body: bytes, head: bool) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/xml")
@@ -226,6 +243,40 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         bucket = self._bucket(urllib.parse.urlsplit(self.path).path)
         self._answer(200 if bucket in self.server.index.buckets else 404, b"", head=True)
+
+    def do_POST(self) -> None:
+        """InitiateMultipartUpload (``?uploads``) and CompleteMultipartUpload (``?uploadId=``)."""
+        parsed = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)  # the part list: nothing is assembled
+        self.server.requests += 1
+        ns = f' xmlns="{S3_NS}"' if self.headers.get("Authorization", "").startswith("AWS4-") else ""
+        bucket, key = self._bucket_key(parsed.path)
+        bucket, key = escape(bucket), escape(key)
+        if "uploads" in query:
+            upload_id = uuid.uuid4().hex
+            body = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult{ns}>'
+                f"<Bucket>{bucket}</Bucket><Key>{key}</Key>"
+                f"<UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>"
+            )
+        elif "uploadId" in query:
+            body = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult{ns}>'
+                f"<Location>/{key}</Location><Bucket>{bucket}</Bucket><Key>{key}</Key>"
+                f'<ETag>"{uuid.uuid4().hex.upper()}-1"</ETag></CompleteMultipartUploadResult>'
+            )
+        else:
+            self._answer(400, b"<Error><Code>InvalidRequest</Code></Error>", head=False)
+            return
+        self._answer(200, body.encode(), head=False)
+
+    def do_DELETE(self) -> None:
+        """DeleteObject and AbortMultipartUpload: nothing is kept, so nothing to remove."""
+        self.server.requests += 1
+        self._answer(204, b"", head=True)
 
 
 class _ListServer(http.server.ThreadingHTTPServer):
@@ -278,6 +329,39 @@ def _object_locations(root: Path, crc: bool, delay_s: float | None, named: str) 
         }}"""
 
 
+def _write_server(root: Path, port: int, crc: bool, body_dir: Path) -> str:
+    """The write port's server block (path style and virtual-hosted on one port): see the
+    module's docstring."""
+    crc_header = "add_header x-oss-hash-crc64ecma $bench_crc;" if crc else ""
+    proxy = "proxy_pass http://bench_lister;"
+    blocks = []
+    for name, head, root_dir in (
+        ("path", 'default_server reuseport;\n        server_name 127.0.0.1 localhost "";', root),
+        ("vhost", ";\n        server_name ~^(?<bucket>[^.]+)\\.;", Path(f"{root}/$bucket")),
+    ):
+        blocks.append(f"""
+    server {{  # writes, {name} style
+        listen 127.0.0.1:{port} {head}
+        root {root_dir};
+        client_max_body_size 0;
+        location / {{
+            if ($request_method = POST) {{ {proxy} }}
+            if ($request_method = DELETE) {{ {proxy} }}
+            if ($request_method = PUT) {{ rewrite ^ /_bench_put last; }}
+            if ($bench_is_bucket_fast_{name}) {{ {proxy} }}
+            {crc_header}
+        }}
+        location = /_bench_put {{
+            internal;
+            client_body_temp_path {body_dir};
+            client_body_in_file_only clean;
+            echo_read_request_body;
+            add_header ETag '"$request_id"' always;
+        }}
+    }}""")
+    return "".join(blocks)
+
+
 def nginx_config(
     run_dir: Path,
     root: Path,
@@ -287,6 +371,8 @@ def nginx_config(
     crc_map: Path | None,
     workers: int,
     delay_ms: float,
+    write_port: int | None = None,
+    body_dir: Path | None = None,
 ) -> str:
     tmp = run_dir / "tmp"
     crc_block = (
@@ -352,6 +438,7 @@ http {{
     proxy_set_header Host $http_host;
     upstream bench_lister {{ server 127.0.0.1:{lister_port}; keepalive 8; }}
 {"".join(blocks)}
+{_write_server(root, write_port, crc_map is not None, body_dir) if write_port and body_dir else ""}
 }}
 """
 
@@ -367,10 +454,14 @@ class Nginx:
         crc_map: Path | None,
         workers: int = 1,
         delay_ms: float = 20.0,
+        writes: bool = False,
     ) -> None:
         self.run_dir = run_dir
         self.port = free_port()
         self.latency_port = free_port()
+        self.write_port = free_port() if writes else 0
+        # bodies are written here and dropped: tmpfs, so the disk is never the limit
+        self.body_dir = Path(tempfile.mkdtemp(prefix="bench-bodies-", dir="/dev/shm"))
         self.conf = run_dir / "nginx.conf"
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "tmp").mkdir(exist_ok=True)
@@ -384,6 +475,8 @@ class Nginx:
                 crc_map,
                 workers,
                 delay_ms,
+                self.write_port,
+                self.body_dir,
             )
         )
         self.proc: subprocess.Popen[bytes] | None = None
@@ -398,6 +491,8 @@ class Nginx:
         try:
             wait_for_port(self.port)
             wait_for_port(self.latency_port)
+            if self.write_port:
+                wait_for_port(self.write_port)
         except RuntimeError:
             self.stop()
             log = (self.run_dir / "error.log").read_text(errors="replace")[-2000:]
@@ -412,6 +507,7 @@ class Nginx:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+        shutil.rmtree(self.body_dir, ignore_errors=True)
 
 
 class Servers:
@@ -424,10 +520,11 @@ class Servers:
         crc_map: Path | None,
         workers: int = 1,
         delay_ms: float = 20.0,
+        writes: bool = False,
     ) -> None:
         self.root = root
         self.lister = ListResponder(root)
-        self.nginx = Nginx(run_dir, root, self.lister.port, crc_map, workers, delay_ms)
+        self.nginx = Nginx(run_dir, root, self.lister.port, crc_map, workers, delay_ms, writes)
         self.delay_ms = delay_ms
 
     @property
@@ -437,6 +534,10 @@ class Servers:
     @property
     def latency_port(self) -> int:
         return self.nginx.latency_port
+
+    @property
+    def write_port(self) -> int:
+        return self.nginx.write_port
 
     def __enter__(self) -> Servers:
         self.lister.start()
@@ -459,10 +560,12 @@ def main() -> None:
     p.add_argument("--crc-map", type=Path, default=None)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--delay-ms", type=float, default=20.0)
+    p.add_argument("--writes", action="store_true", help="also open the write port")
     a = p.parse_args()
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    with Servers(a.root, a.run_dir, a.crc_map, a.workers, a.delay_ms) as s:
-        print(f"fast: http://127.0.0.1:{s.port}  latency: http://127.0.0.1:{s.latency_port}")
+    with Servers(a.root, a.run_dir, a.crc_map, a.workers, a.delay_ms, a.writes) as s:
+        writes = f"  writes: http://127.0.0.1:{s.write_port}" if a.writes else ""
+        print(f"fast: http://127.0.0.1:{s.port}  latency: http://127.0.0.1:{s.latency_port}{writes}")
         try:
             while True:
                 time.sleep(3600)
