@@ -3,11 +3,11 @@ official OssCheckpoint, s3torchconnector's S3Checkpoint and boto3, same server, 
 
 Every save and every load is its own fresh process (`clients/ckpt.py`), interleaved over the
 clients, `--reps` times; the table shows medians. The server is the harness's nginx with its
-write port (:mod:`servers`): bodies are received into memory and dropped, completion assembles nothing, so
-a save measures the client. Loads read a state dict written once by `torch.save` into the tree
-(nginx sends its CRC-64, so the clients that check it pay for that). The server's ceilings are
-measured in the same run with wrk: PUTs of 16 MiB bodies and GETs of 16 MiB ranges of the
-checkpoint, 8 connections.
+write port (:mod:`servers`): bodies are received into memory and dropped, completion assembles
+nothing, so a save measures the client. Loads read a state dict written once by `torch.save`
+into the tree (nginx sends its CRC-64, so the clients that check it pay for that). The server's
+ceilings are measured in the same run with wrk: PUTs of 16 MiB bodies and GETs of 16 MiB ranges
+of the checkpoint, 8 connections.
 
 Run through ``bash benches/run.sh --checkpoint [--reps N] [--tensors N --tensor-mib M]``.
 """
@@ -48,7 +48,12 @@ PYTHONS = {
     "s3torchconnector": HOME / "peers" / "bin" / "python",
     "boto3": HOME / "peers" / "bin" / "python",
 }
-CLIENT_ARG = {"ours": "ours", "official": "official", "s3torchconnector": "s3torch", "boto3": "boto3"}
+CLIENT_ARG = {
+    "ours": "ours",
+    "official": "official",
+    "s3torchconnector": "s3torch",
+    "boto3": "boto3",
+}
 
 
 def ensure_checkpoint(root: Path, tensors: int, tensor_mib: int) -> int:
@@ -113,7 +118,9 @@ def run_one(
     log = work / "logs" / f"{CLIENT_ARG[client]}-{op}.stderr"
     with open(log, "ab") as err:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, env=environ, timeout=900)
-    line = next((ln for ln in reversed(proc.stdout.decode().splitlines()) if ln.startswith("{")), "")
+    line = next(
+        (ln for ln in reversed(proc.stdout.decode().splitlines()) if ln.startswith("{")), ""
+    )
     if proc.returncode != 0 or not line:
         return {"error": f"exit code {proc.returncode}; see {log}"}
     result: dict[str, Any] = json.loads(line)
@@ -222,8 +229,8 @@ def main() -> None:
     size_gib = a.tensors * a.tensor_mib / 1024
     facts = machine_facts(1)
     facts["server"] = (
-        f"{facts['server']}; write port: bodies received into memory and dropped, completion by a Python "
-        "responder (nothing assembled)"
+        f"{facts['server']}; write port: bodies received into memory and dropped, "
+        "completion by a Python responder (nothing assembled)"
     )
     cmdline = "bash benches/run.sh --checkpoint" + (f" --reps {a.reps}" if a.reps != 3 else "")
     text = (

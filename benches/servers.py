@@ -1,25 +1,25 @@
 """Benchmark servers: a `bucket/key` file tree served by nginx, listed by a small responder.
 
-- nginx (Debian `nginx-light` + `libnginx-mod-http-echo`) serves GET/HEAD/Range for every object,
-  path style (`/bucket/key`, Host `127.0.0.1:PORT`) and virtual-hosted style (`Host: bucket.any`,
-  matched by `server_name ~^(?<bucket>[^.]+)\\.`). It ignores `Authorization`, so every client's
-  signed requests just work. Like OSS it sends `x-oss-hash-crc64ecma` on object responses (from a
-  precomputed map), so clients that verify it pay that cost here too.
+- nginx (Debian `nginx-light` + `libnginx-mod-http-echo`) serves GET/HEAD/Range for every
+  object, path style (`/bucket/key`, Host `127.0.0.1:PORT`) and virtual-hosted style (`Host:
+  bucket.any`, matched by `server_name ~^(?<bucket>[^.]+)\\.`). It ignores `Authorization`, so
+  every client's signed requests just work. Like OSS it sends `x-oss-hash-crc64ecma` on object
+  responses (from a precomputed map), so clients that verify it pay that cost here too.
 - Requests naming a bucket rather than a key (`/bucket/?list-type=2...`, `/?list-type=2` on a
   virtual host) are proxied to :class:`ListResponder`, which answers ListObjectsV2 (and V1) over
   the same tree: OSS XML (no namespace, `<Type>`) for OSS-signed requests, S3 XML (with the S3
   namespace) for SigV4-signed ones.
 - Write port (a third port, for the checkpoint benchmark): PUT of whole objects and of multipart
-  parts is read by nginx into one memory buffer of up to 17 MiB (larger bodies spill to a file on
-  tmpfs) and dropped, answered 200 with a fresh ETag; InitiateMultipartUpload, CompleteMultipartUpload,
-  AbortMultipartUpload and DeleteObject (POST, DELETE) go to :class:`ListResponder`, which hands
-  out upload ids and answers completion without assembling anything. GET and HEAD are served as
-  on the fast port. So a save costs the server one receive per byte: the cost of taking the
-  bytes, not of keeping them (written to tmpfs instead, wrk's 16 MiB PUTs went from ~3,400 to
-  ~840 MB/s, below what clients reach).
-- Latency mode: a second port on the same nginx where every request first waits
-  (`echo_sleep`, a non-blocking nginx timer) and then is served exactly like the fast port
-  (`echo_exec` to a named location), so the delay costs no thread and no extra hop.
+  parts is read by nginx into one memory buffer of up to 17 MiB (larger bodies spill to a file
+  on tmpfs) and dropped, answered 200 with a fresh ETag; InitiateMultipartUpload,
+  CompleteMultipartUpload, AbortMultipartUpload and DeleteObject (POST, DELETE) go to
+  :class:`ListResponder`, which hands out upload ids and answers completion without assembling
+  anything. GET and HEAD are served as on the fast port. So a save costs the server one receive
+  per byte: the cost of taking the bytes, not of keeping them (written to tmpfs instead, wrk's
+  16 MiB PUTs went from ~3,400 to ~840 MB/s, below what clients reach).
+- Latency mode: a second port on the same nginx where every request first waits (`echo_sleep`, a
+  non-blocking nginx timer) and then is served exactly like the fast port (`echo_exec` to a
+  named location), so the delay costs no thread and no extra hop.
 
 Everything listens on 127.0.0.1 only. ``python benches/servers.py --root DIR`` runs the servers
 until interrupted (for poking at them by hand).
@@ -253,7 +253,8 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)  # the part list: nothing is assembled
         self.server.requests += 1
-        ns = f' xmlns="{S3_NS}"' if self.headers.get("Authorization", "").startswith("AWS4-") else ""
+        sigv4 = self.headers.get("Authorization", "").startswith("AWS4-")
+        ns = f' xmlns="{S3_NS}"' if sigv4 else ""
         bucket, key = self._bucket_key(parsed.path)
         bucket, key = escape(bucket), escape(key)
         if "uploads" in query:
@@ -567,7 +568,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     with Servers(a.root, a.run_dir, a.crc_map, a.workers, a.delay_ms, a.writes) as s:
         writes = f"  writes: http://127.0.0.1:{s.write_port}" if a.writes else ""
-        print(f"fast: http://127.0.0.1:{s.port}  latency: http://127.0.0.1:{s.latency_port}{writes}")
+        print(
+            f"fast: http://127.0.0.1:{s.port}  latency: http://127.0.0.1:{s.latency_port}{writes}"
+        )
         try:
             while True:
                 time.sleep(3600)

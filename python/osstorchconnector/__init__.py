@@ -18,6 +18,7 @@ from .exceptions import (
 )
 from .iterable_dataset import OssIterableDataset, identity
 from .manifest import imagenet_manifest_parser
+from .map_dataset import OssMapDataset
 from .safetensor import OssSafetensor
 from .writer import ObjectWriter
 
@@ -29,6 +30,7 @@ __all__ = [
     "OssConfigError",
     "OssError",
     "OssIterableDataset",
+    "OssMapDataset",
     "OssNotFoundError",
     "OssObjectChangedError",
     "OssPermissionError",

@@ -84,7 +84,11 @@ class Client:
     def stream_prefix(
         self, uri: str, *, shard_index: int = 0, shard_count: int = 1
     ) -> ObjectStream: ...
-    def stream_objects(self, items: Iterable[tuple[str, str]]) -> ObjectStream: ...
+    def stream_objects(
+        self, items: Iterable[tuple[str, str] | tuple[str, str, int]]
+    ) -> ObjectStream:
+        """The objects of ``(uri, label)`` or ``(uri, label, size)`` items (a negative size is
+        unknown), fetched ahead, in order."""
     def get_object(self, uri: str) -> Body: ...
     def get_range(
         self, bucket: str, key: str, start: int, end: int, *, if_match: str | None = None

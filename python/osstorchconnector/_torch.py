@@ -6,11 +6,13 @@ import importlib
 from typing import Any
 
 IterableDatasetBase: Any = object
+MapDatasetBase: Any = object
 get_worker_info: Any = lambda: None  # noqa: E731
 try:
     # Imported by name so type checkers without torch stubs accept the fallback.
     _data: Any = importlib.import_module("torch.utils.data")
     IterableDatasetBase = _data.IterableDataset
+    MapDatasetBase = _data.Dataset
     get_worker_info = _data.get_worker_info
 except ImportError:  # torch is optional; DataLoader integration needs it
     pass

@@ -116,12 +116,13 @@ impl PyObjectStream {
                 self.source = None;
                 return Ok(());
             };
-            let (uri, label): (String, String) = item?.extract()?;
+            let (uri, label, size) = source_item(&item?)?;
             match OssUri::parse(&uri) {
                 Ok(u) => stream.push(ObjectRequest {
                     bucket: u.bucket,
                     key: u.key,
                     label,
+                    size,
                     ..ObjectRequest::default()
                 }),
                 Err(e) => stream.push_error(e),
@@ -129,6 +130,16 @@ impl PyObjectStream {
         }
         Ok(())
     }
+}
+
+/// `(uri, label)`, or `(uri, label, size)` when the caller knows the size (a negative size
+/// is unknown): a known size saves the pipeline a probe and lets it lend whole bodies.
+fn source_item(item: &Bound<'_, PyAny>) -> PyResult<(String, String, Option<u64>)> {
+    if let Ok((uri, label)) = item.extract::<(String, String)>() {
+        return Ok((uri, label, None));
+    }
+    let (uri, label, size): (String, String, i64) = item.extract()?;
+    Ok((uri, label, u64::try_from(size).ok()))
 }
 
 #[pymethods]

@@ -1,0 +1,215 @@
+"""OssMapDataset: OSS objects by index, for DataLoader shuffling, samplers and batches."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._catalogue import UNKNOWN_SIZE, Catalogue, Entry
+from ._client import ClientFactory, ClientOptions, RangeFetcher, check_options
+from ._core import parse_oss_uri
+from ._torch import MapDatasetBase
+from .data_object import DataObject
+from .exceptions import OssNotFoundError
+from .iterable_dataset import Transform, identity
+from .manifest import ManifestParser, manifest_entries
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
+    """A map-style dataset over OSS objects: ``len(ds)``, ``ds[i]``, ``ds.__getitems__(batch)``.
+
+    The objects are catalogued once, when the dataset is built (a prefix is listed there, in
+    the main process); DataLoader workers receive the catalogue with the dataset, compactly
+    (see :mod:`._catalogue`), and never list. ``__getitems__`` — what a DataLoader calls for
+    each batch — fetches the whole batch at once through the same pipeline as the iterable
+    dataset (``prefetchConcurrency`` requests in flight, ``prefetchMB`` of memory) and returns
+    the items in the order asked. Items are DataObjects (picklable) passed through
+    ``transform``. Zero-byte objects are part of the dataset.
+    """
+
+    def __init__(
+        self, factory: ClientFactory, catalogue: Catalogue, transform: Transform = identity
+    ) -> None:
+        self._factory = factory
+        self._catalogue = catalogue
+        self._transform = transform
+        factory.get()  # validate endpoint, region, config and credentials now
+
+    @classmethod
+    def from_prefix(
+        cls,
+        oss_uri: str,
+        endpoint: str,
+        *,
+        transform: Transform = identity,
+        **options: Unpack[ClientOptions],
+    ) -> OssMapDataset:
+        """Every object whose key starts with the prefix of ``oss_uri``, listed now, in key order.
+
+        Arguments are those of :meth:`OssIterableDataset.from_prefix`.
+
+        Raises:
+            OssConfigError: the URI, endpoint, region, config or credentials are invalid.
+            OssNotFoundError: the bucket does not exist.
+        """
+        bucket, prefix = parse_oss_uri(oss_uri)
+        factory = _factory(endpoint, options, "from_prefix")
+        return cls(factory, _list(factory, bucket, prefix), transform)
+
+    @classmethod
+    def from_objects(
+        cls,
+        object_uris: str | Iterable[str],
+        endpoint: str,
+        *,
+        transform: Transform = identity,
+        **options: Unpack[ClientOptions],
+    ) -> OssMapDataset:
+        """The objects named by ``object_uris`` (a URI or an iterable of URIs), in that order.
+
+        Nothing is requested now; a missing object raises :class:`OssNotFoundError` when read.
+
+        Raises:
+            OssConfigError: a URI or an option is invalid.
+            ValueError: no URI given.
+        """
+        uris = (object_uris,) if isinstance(object_uris, str) else object_uris
+        catalogue = Catalogue()
+        for uri in uris:
+            bucket, key = parse_oss_uri(uri)
+            catalogue.append(bucket, key, UNKNOWN_SIZE, "")
+        if not len(catalogue):
+            raise ValueError("OssMapDataset.from_objects(): object_uris is empty")
+        factory = _factory(endpoint, options, "from_objects")
+        return cls(factory, catalogue, transform)
+
+    @classmethod
+    def from_manifest_file(
+        cls,
+        manifest_file_path: str,
+        manifest_parser: ManifestParser,
+        oss_base_uri: str,
+        endpoint: str,
+        *,
+        transform: Transform = identity,
+        **options: Unpack[ClientOptions],
+    ) -> OssMapDataset:
+        """The objects of a manifest file (local path or ``oss://`` URI), with its labels.
+
+        Arguments are those of :meth:`OssIterableDataset.from_manifest_file`.
+
+        Raises:
+            OssNotFoundError: the manifest does not exist.
+            OssConfigError: ``oss_base_uri``, an entry's URI or an option is invalid.
+        """
+        if oss_base_uri:
+            parse_oss_uri(oss_base_uri)
+        factory = _factory(endpoint, options, "from_manifest_file")
+        if manifest_file_path.startswith("oss://"):
+            body = factory.get().get_object(manifest_file_path).read()
+            reader: Any = io.BytesIO(body)
+        else:
+            if not os.path.isfile(manifest_file_path):
+                raise OssNotFoundError(f"manifest file {manifest_file_path} does not exist")
+            reader = open(manifest_file_path, "rb")  # noqa: SIM115 (closed below)
+        catalogue = Catalogue()
+        with reader:
+            for uri, label in manifest_entries(
+                reader, manifest_file_path, manifest_parser, oss_base_uri
+            ):
+                bucket, key = parse_oss_uri(uri)
+                catalogue.append(bucket, key, UNKNOWN_SIZE, label)
+        return cls(factory, catalogue, transform)
+
+    def __len__(self) -> int:
+        return len(self._catalogue)
+
+    def __getitem__(self, index: int) -> Any:
+        """Item ``index`` (negative counts from the end).
+
+        Raises:
+            IndexError: out of range.
+            OssNotFoundError: the object is missing.
+        """
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """Items ``indices``, fetched concurrently, in the order asked.
+
+        Raises:
+            IndexError: an index is out of range (before anything is fetched).
+            OssNotFoundError: an object is missing (naming its key).
+        """
+        entries = [self._catalogue[self._position(i)] for i in indices]
+        if not entries:
+            return []
+        client = self._factory.get()
+        stream = client.stream_objects(_requests(entries))
+        ranges = RangeFetcher(self._factory)
+        transform = self._transform
+        items: list[Any] = []
+        try:
+            for item in stream:
+                obj = DataObject(
+                    item.key,
+                    item.size,
+                    item.label,
+                    item.first,
+                    item.bucket,
+                    etag=item.etag,
+                    rest=item.rest,
+                    ranges=ranges,
+                )
+                items.append(transform(obj))
+        finally:
+            stream.close()
+        return items
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every item in order (one batch at a time, so iterating is not one request at a
+        time)."""
+        batch = 64
+        for start in range(0, len(self), batch):
+            yield from self.__getitems__(range(start, min(start + batch, len(self))))
+
+    @staticmethod
+    def is_continuous(indices: Sequence[int]) -> bool:
+        """True when every index is the previous one plus one (as the official's helper)."""
+        return all(b == a + 1 for a, b in itertools.pairwise(indices))
+
+    def _position(self, index: int) -> int:
+        n = len(self._catalogue)
+        if not isinstance(index, int):
+            index = int(index)  # numpy and torch integers from samplers
+        position = index + n if index < 0 else index
+        if not 0 <= position < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} objects")
+        return position
+
+
+def _factory(endpoint: str, options: ClientOptions, where: str) -> ClientFactory:
+    check_options(dict(options), f"OssMapDataset.{where}()")
+    return ClientFactory(endpoint, **options)
+
+
+def _list(factory: ClientFactory, bucket: str, prefix: str) -> Catalogue:
+    client = factory.get()
+    catalogue = Catalogue()
+    token: str | None = None
+    while True:
+        page, token = client.list_page(bucket, prefix, token)
+        for key, size, _etag in page:
+            catalogue.append(bucket, key, size, "")
+        if token is None:
+            return catalogue
+
+
+def _requests(entries: list[Entry]) -> Iterator[tuple[str, str, int]]:
+    for e in entries:
+        yield e.uri, e.label, e.size
