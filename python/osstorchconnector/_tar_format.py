@@ -31,6 +31,7 @@ _POSIX_MAGIC = b"ustar\x0000"  # the only one with a name prefix field; GNU's is
 # Extended headers carry a few names and numbers; more than this is a corrupt size field.
 _MAX_EXTENSION = 1 << 20
 _CHECKSUM = slice(148, 156)
+_HIGH_BYTES = bytes(range(0x80, 0x100))
 
 
 class TarEntry(NamedTuple):
@@ -65,19 +66,21 @@ def _number(field: bytes, what: str, archive: str, offset: int) -> int:
     if field[:1] == b"\xff":
         raise _bad(archive, offset, f"negative {what} field {field.hex()}")
     text = field.split(b"\0", 1)[0].strip(b" ")
-    if text.strip(b"01234567"):
+    if text.translate(None, b"01234567"):
         raise _bad(archive, offset, f"{what} field {field!r} is not octal")
     return int(text, 8) if text else 0
 
 
 def _check_checksum(block: bytes, archive: str, offset: int) -> None:
     stored = _number(block[_CHECKSUM], "checksum", archive, offset)
-    # The sum is taken with the checksum field read as spaces. Some old writers summed signed
-    # chars; readers accept both.
+    # The sum is taken with the checksum field read as eight spaces.
     rest = block[:148] + block[156:]
     unsigned = sum(rest) + 8 * ord(" ")
-    signed = unsigned - 256 * sum(byte >= 0x80 for byte in rest)
-    if stored not in (unsigned, signed):
+    if stored == unsigned:
+        return
+    # Some old writers summed signed chars; readers accept both.
+    high_bytes = len(rest) - len(rest.translate(None, _HIGH_BYTES))
+    if stored != unsigned - 256 * high_bytes:
         raise _bad(archive, offset, f"header checksum is {stored}, the header sums to {unsigned}")
 
 
