@@ -43,10 +43,13 @@ def generate_tar_archive(
     directories and special files are left out. Mode, owner and mtime are stored as 0.
 
     Differences from the official, on purpose: local paths need no endpoint or credentials; a
-    missing ``source_path`` raises ``FileNotFoundError`` (the official writes an empty archive);
-    a corrupt or truncated archive raises ``OssFormatError`` where the official may write an
-    index that fails later; and outputs are written under a temporary name and renamed, so a
-    failure leaves no partial file.
+    missing ``source_path`` raises ``FileNotFoundError`` and a file ``NotADirectoryError``
+    (the official writes an empty archive for both); a corrupt or truncated archive raises
+    ``OssFormatError`` where the official may write an index that fails later; the archive
+    being written is left out when it lies inside the source; names of about 500 bytes and
+    more, and files of 8 GiB and more with long names, are written correctly (see
+    ``_tar_writer``); and outputs are written under a temporary name and renamed, so a failure
+    leaves no partial file.
 
     Args:
         endpoint, cred_path, config_path, cred_provider, region: how to reach OSS; unused for
@@ -62,6 +65,7 @@ def generate_tar_archive(
     Raises:
         NotImplementedError: a path is an ``oss://`` URI.
         OssFormatError: with ``index_only``, ``tar_path`` is not a valid tar archive.
+        FileNotFoundError, NotADirectoryError: ``source_path`` is missing or not a directory.
         OSError: reading or writing a local file failed.
     """
     del endpoint, cred_path, config_path, cred_provider, region  # for oss:// paths, later
@@ -98,8 +102,10 @@ def index_local_archive(tar_path: str) -> bytes:
 
 def write_local_archive(tar_path: str, source_path: str) -> array[int]:
     """Archives ``source_path`` into ``tar_path``; returns the blocks for ``encode_index``."""
-    if not os.path.isdir(source_path):
+    if not os.path.exists(source_path):
         raise FileNotFoundError(errno.ENOENT, "no such source directory", source_path)
+    if not os.path.isdir(source_path):
+        raise NotADirectoryError(errno.ENOTDIR, "the source is not a directory", source_path)
     with _replacing(tar_path) as sink:
         own = os.fstat(sink.fileno())
         files = walk_local_files(source_path, skip={(own.st_dev, own.st_ino)})
