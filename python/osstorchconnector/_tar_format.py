@@ -9,7 +9,15 @@ Rules follow the official connector where its index depends on them: an entry's 
 the block after the previous entry, so ``x``/``g``/``L``/``K`` headers before it count as its
 own; only typeflags ``0``, NUL and ``7`` are regular files; links, devices, directories and
 FIFOs ('1'-'6') have no data whatever their size field says; the first all-zero block (or the
-end of the file) ends the archive. <https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html>
+end of the file) ends the archive.
+
+Where the official fails or misreads, this reads as ``tarfile`` and GNU tar do: the data of
+unknown typeflags is skipped (the official stops on a checksum error), GNU base-256 sizes of
+8 GiB and more are read (the official reads them as 0 and mis-indexes the archive), and a
+POSIX ustar prefix field is joined to the name. Old GNU sparse members ('S') raise, as the
+official fails on them too.
+
+<https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html>
 """
 
 from __future__ import annotations
