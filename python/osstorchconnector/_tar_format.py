@@ -14,8 +14,8 @@ end of the file) ends the archive.
 Where the official fails or misreads, this reads as ``tarfile`` and GNU tar do: the data of
 unknown typeflags is skipped (the official stops on a checksum error), GNU base-256 sizes of
 8 GiB and more are read (the official reads them as 0 and mis-indexes the archive), and a
-POSIX ustar prefix field is joined to the name. Old GNU sparse members ('S') raise, as the
-official fails on them too.
+POSIX ustar prefix field is joined to the name (how the official names such members was not
+observed). Old GNU sparse members ('S') raise, as the official fails on them too.
 
 <https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html>
 """
