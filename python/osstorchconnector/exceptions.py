@@ -2,7 +2,8 @@
 
 Every error is an :class:`OssError`. Errors for a missing bucket or key are also
 ``FileNotFoundError``, refused requests also ``PermissionError``, and bad input (URIs, endpoints,
-config or credential files) also ``ValueError``, so generic handlers keep working.
+config or credential files, corrupt tar archives or indexes) also ``ValueError``, so generic
+handlers keep working.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ class OssConfigError(OssError, ValueError):
     """Bad input: an URI, endpoint, region, config file or credentials file."""
 
 
+class OssFormatError(OssError, ValueError):
+    """A file is not in the format it should be: a corrupt tar archive or tar index. The
+    message names the file (path or URI) and the offset or field that is wrong."""
+
+
 class OssTimeoutError(OssError, TimeoutError):
     """A request timed out."""
 
@@ -89,6 +95,7 @@ class OssObjectChangedError(OssError):
 __all__ = [
     "OssConfigError",
     "OssError",
+    "OssFormatError",
     "OssNotFoundError",
     "OssObjectChangedError",
     "OssPermissionError",
