@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -59,27 +60,36 @@ class Workload:
     size: int
     latency: bool = False
     max_seconds: float = 60.0  # each run stops by itself after this (counted as incomplete)
+    map: bool = False  # also run the map-style datasets (DataLoader with shuffle=True)
+    tar: bool = False  # the objects are the members of one tar archive, read through its index
 
     @property
     def label(self) -> str:
         size = f"{self.size // MIB} MiB" if self.size >= MIB else f"{self.size // KIB} KiB"
         lat = " + 20 ms" if self.latency else ""
-        return f"{self.count:,} x {size}{lat}"
+        what = " in a tar" if self.tar else ""
+        return f"{self.count:,} x {size}{what}{lat}"
+
+    @property
+    def tar_key(self) -> str:
+        return f"{self.prefix}data.tar"
 
 
 def workloads(quick: bool) -> list[Workload]:
     if quick:
         return [
-            Workload("small", "q-small/", 1000, 100 * KIB, max_seconds=15),
+            Workload("small", "q-small/", 1000, 100 * KIB, max_seconds=15, map=True),
             Workload("medium", "q-medium/", 32, 4 * MIB, max_seconds=15),
             Workload("large", "q-large/", 2, 64 * MIB, max_seconds=15),
             Workload("small-20ms", "q-small/", 1000, 100 * KIB, latency=True, max_seconds=4),
+            Workload("tar", "q-tar/", 1000, 100 * KIB, max_seconds=15, tar=True),
         ]
     return [
-        Workload("small", "small/", 10_000, 100 * KIB),
+        Workload("small", "small/", 10_000, 100 * KIB, map=True),
         Workload("medium", "medium/", 256, 4 * MIB),
         Workload("large", "large/", 4, 256 * MIB),
         Workload("small-20ms", "small/", 10_000, 100 * KIB, latency=True, max_seconds=10),
+        Workload("tar", "tar/", 10_000, 100 * KIB, tar=True),
     ]
 
 
@@ -94,7 +104,10 @@ def _crc64_fun() -> Any:
 
 def ensure_data(root: Path, w: Workload) -> dict[str, int]:
     """Creates `w.count` random objects of `w.size` bytes under `bucket/prefix` unless they are
-    there already; returns {key: crc64}, cached in a sidecar file."""
+    there already (for a tar workload: one archive of that many members, and its index);
+    returns {key: crc64}, cached in a sidecar file."""
+    if w.tar:
+        return ensure_tar(root, w)
     directory = root / BUCKET / w.prefix
     sidecar = root.parent / f"crc-{w.prefix.strip('/')}.json"
     names = [f"{i:06d}.bin" for i in range(w.count)]
@@ -122,6 +135,44 @@ def ensure_data(root: Path, w: Workload) -> dict[str, int]:
                 left -= len(block)
         crcs[w.prefix + n] = crc
     sidecar.write_text(json.dumps(crcs))
+    return crcs
+
+
+def ensure_tar(root: Path, w: Workload) -> dict[str, int]:
+    """A ustar archive of `w.count` random members of `w.size` bytes at `w.tar_key`, and its
+    index (official format, written by our generate_tar_archive) at `w.tar_key + ".idx"`."""
+    import tarfile
+
+    tar_path = root / BUCKET / w.tar_key
+    index_path = tar_path.with_name(tar_path.name + ".idx")
+    sidecar = root.parent / f"crc-{w.prefix.strip('/')}.json"
+    stamp = {"count": w.count, "size": w.size}
+    if sidecar.exists() and tar_path.exists() and index_path.exists():
+        known = json.loads(sidecar.read_text())
+        if known.get("stamp") == stamp:
+            return {k: int(v) for k, v in known["crcs"].items()}
+    print(f"generating a tar of {w.count} x {w.size} bytes at {tar_path} ...", flush=True)
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar_path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for i in range(w.count):
+            info = tarfile.TarInfo(f"{w.prefix}{i:06d}.bin")
+            info.size = w.size
+            tar.addfile(info, io.BytesIO(os.urandom(w.size)))
+    make_index = (
+        "import sys; from osstorchconnector import generate_tar_archive as g; "
+        "sys.exit(g('', '', '', sys.argv[1], sys.argv[2], '', True))"
+    )
+    ours = REPO / ".venv" / "bin" / "python"
+    subprocess.run([str(ours), "-c", make_index, str(tar_path), str(index_path)], check=True)
+    crc64 = _crc64_fun()
+    crcs = {}
+    for path in (tar_path, index_path):
+        crc = 0
+        with open(path, "rb") as f:
+            while block := f.read(8 * MIB):
+                crc = crc64(block, crc)
+        crcs[path.relative_to(root / BUCKET).as_posix()] = crc
+    sidecar.write_text(json.dumps({"stamp": stamp, "crcs": crcs}))
     return crcs
 
 
@@ -178,10 +229,16 @@ def clients(quick: bool, w: Workload) -> list[Client]:
     official = HOME / "official" / "bin" / "python"
     peers = HOME / "peers" / "bin" / "python"
     both = ("single", "loader")
+    if w.tar:  # s3torchconnector and boto3 have no tar datasets; wrk has no tar index
+        return [
+            Client("ours", "ours.py", ours, both),
+            Client("official", "official.py", official, both),
+        ]
+    datasets = (*both, "map") if w.map else both
     out = [
-        Client("ours", "ours.py", ours, both),
-        Client("official", "official.py", official, both),
-        Client("s3torchconnector", "s3torch.py", peers, both),
+        Client("ours", "ours.py", ours, datasets),
+        Client("official", "official.py", official, datasets),
+        Client("s3torchconnector", "s3torch.py", peers, datasets),
         Client("boto3 16 threads", "boto3_pool.py", peers, ("single",)),
     ]
     if not w.latency:
@@ -239,6 +296,8 @@ def command(env: Env, w: Workload, c: Client, mode: str) -> tuple[list[str], dic
     environ["PYTHONWARNINGS"] = "ignore"
     if mode != "ceiling":
         args += ["--expect", str(w.count)]
+    if w.tar:
+        args += ["--tar", w.tar_key]
     tag = f"{c.script[:-3]}-{c.concurrency}"
     if c.script == "ours.py":
         args += ["--endpoint", f"http://127.0.0.1:{port}", "--cred-path", str(env.cred_path)]
@@ -722,6 +781,8 @@ def main() -> None:
     with Servers(root, work / "nginx", crc_map, a.nginx_workers, a.delay_ms) as srv:
         env = Env(work, srv.port, srv.latency_port, hosts, cred)
         for w in wls:
+            if w.tar:
+                continue
             paths = work / f"paths-{w.prefix.strip('/')}.txt"
             paths.write_text("".join(f"/{BUCKET}/{w.prefix}{i:06d}.bin\n" for i in range(w.count)))
             env.paths_files[w.prefix] = paths

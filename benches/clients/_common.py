@@ -24,12 +24,13 @@ from typing import Any
 
 
 def parse_args(
-    description: str, modes: tuple[str, ...] = ("single", "loader")
+    description: str, modes: tuple[str, ...] = ("single", "loader", "map")
 ) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--endpoint", required=True, help="http://host:port")
     p.add_argument("--bucket", required=True)
     p.add_argument("--prefix", required=True, help="key prefix, e.g. small/")
+    p.add_argument("--tar", default="", help="key of a tar archive (index: KEY.idx) to read")
     p.add_argument("--mode", choices=modes, default=modes[0])
     p.add_argument("--workers", type=int, default=2, help="DataLoader num_workers")
     p.add_argument("--batch-size", type=int, default=256)
@@ -92,13 +93,18 @@ def time_single(items: Iterable[Any], max_seconds: float, warm_epochs: int = 0) 
     return result
 
 
-def time_loader(dataset: Any, workers: int, batch_size: int, max_seconds: float) -> dict[str, Any]:
-    """Runs `dataset` (whose transform is :func:`nbytes`) through a torch DataLoader."""
+def time_loader(
+    dataset: Any, workers: int, batch_size: int, max_seconds: float, shuffle: bool = False
+) -> dict[str, Any]:
+    """Runs `dataset` (whose transform is :func:`nbytes`) through a torch DataLoader; a
+    map-style dataset with ``shuffle`` (random batches of indices, as training reads it)."""
     import torch.utils.data
 
     baseline = rss_kib()
     cpu0 = cpu_seconds()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, shuffle=shuffle
+    )
     objects = total = 0
     complete = True
     start = time.perf_counter()

@@ -11,6 +11,7 @@ from .data_object import DataObject
 from .exceptions import (
     OssConfigError,
     OssError,
+    OssFormatError,
     OssNotFoundError,
     OssObjectChangedError,
     OssPermissionError,
@@ -20,6 +21,7 @@ from .iterable_dataset import OssIterableDataset, identity
 from .manifest import imagenet_manifest_parser
 from .map_dataset import OssMapDataset
 from .safetensor import OssSafetensor
+from .tar_archive import generate_tar_archive
 from .writer import ObjectWriter
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "OssClient",
     "OssConfigError",
     "OssError",
+    "OssFormatError",
     "OssIterableDataset",
     "OssMapDataset",
     "OssNotFoundError",
@@ -37,6 +40,7 @@ __all__ = [
     "OssSafetensor",
     "OssTimeoutError",
     "__version__",
+    "generate_tar_archive",
     "identity",
     "imagenet_manifest_parser",
 ]

@@ -75,3 +75,28 @@ class RangeReader(Protocol):
         """Bytes ``start:start+len(buffer)`` of that version straight into ``buffer``,
         several parts at once."""
         ...
+
+
+class SliceBody:
+    """Bytes ``start:start+size`` of another :class:`Body`, without a copy (a tar member inside
+    the run of members fetched with it)."""
+
+    __slots__ = ("_base", "_size", "_start")
+
+    def __init__(self, base: Body, start: int, size: int) -> None:
+        self._base = base
+        self._start = start
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, start: int = 0, size: int | None = None) -> bytes:
+        start = min(start, self._size)
+        left = self._size - start
+        return self._base.read(self._start + start, left if size is None else min(size, left))
+
+    def readinto(self, start: int, buffer: Buffer) -> int:
+        with memoryview(buffer) as view, view.cast("B") as target:
+            n = max(0, min(len(target), self._size - start))
+            return self._base.readinto(self._start + start, target[:n]) if n else 0

@@ -10,6 +10,7 @@ __all__ = [
     "Client",
     "ObjectStream",
     "PartReader",
+    "RangeStream",
     "StreamedObject",
     "Upload",
     "Window",
@@ -78,6 +79,8 @@ class Client:
     @property
     def part_size(self) -> int: ...
     @property
+    def prefetch_concurrency(self) -> int: ...
+    @property
     def log_level(self) -> int: ...
     @property
     def log_path(self) -> str: ...
@@ -119,6 +122,23 @@ class Client:
                 ``if_match``.
         """
 
+    def stream_ranges(
+        self,
+        bucket: str,
+        key: str,
+        ranges: list[tuple[int, int]],
+        *,
+        if_match: str | None = None,
+        concurrency: int | None = None,
+    ) -> RangeStream:
+        """Byte ranges ``(start, end)`` of one object, fetched ahead (``concurrency``, default
+        ``prefetchConcurrency``, within ``prefetchMB``) and yielded in order, all of one
+        version (``if_match``).
+
+        Raises:
+            ValueError: an empty range.
+        """
+
     @property
     def checkpoint_part_size(self) -> int:
         """Range size of checkpoint reads (``checkpointConfig.prefetchIoSizeMB``), bytes."""
@@ -140,6 +160,15 @@ class Client:
     def delete_object(self, uri: str) -> None: ...
     def copy_object(self, source: str, target: str) -> str:
         """Server-side copy; returns the copy's ETag."""
+
+@final
+class RangeStream:
+    """The ranges of :meth:`Client.stream_ranges`, as :class:`Body` objects in order."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> Body: ...
+    def close(self) -> None:
+        """Stops every fetch still running."""
 
 @final
 class Upload:

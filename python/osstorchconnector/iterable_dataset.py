@@ -14,6 +14,7 @@ from ._torch import IterableDatasetBase, worker_shard
 from .data_object import DataObject
 from .exceptions import OssNotFoundError
 from .manifest import ManifestParser, manifest_entries
+from .tar_dataset import TarArchive, TarOpener
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -37,11 +38,11 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
     def __init__(
         self,
         factory: ClientFactory,
-        open_stream: Callable[[ClientFactory, int, int], ObjectStream],
+        open_objects: Callable[[ClientFactory, int, int], Iterator[DataObject]],
         transform: Transform = identity,
     ) -> None:
         self._factory = factory
-        self._open_stream = open_stream
+        self._open = open_objects
         self._transform = transform
         factory.get()  # validate endpoint, region, config and credentials now, not mid-epoch
 
@@ -141,28 +142,74 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             manifest = _LocalManifest(manifest_file_path)
         return cls(factory, _ManifestOpener(manifest, manifest_parser, oss_base_uri), transform)
 
+    @classmethod
+    def from_tar(
+        cls,
+        tar_uri: str,
+        tar_index_uri: str,
+        endpoint: str,
+        *,
+        transform: Transform = identity,
+        shuffle: bool = False,
+        shuffle_chunk_size: int = 1000,
+        **options: Unpack[ClientOptions],
+    ) -> OssIterableDataset:
+        """Every regular member of a tar archive, located through its index file (the
+        official connector's format; make one with :func:`generate_tar_archive`).
+
+        Each member is a DataObject: key = member name, label = its index in the archive.
+        DataLoader workers take contiguous shares; members are read in runs with large ranged
+        GETs, many at once. With ``shuffle``, chunks of ``shuffle_chunk_size`` members are
+        dealt to the workers in a seeded order, new each epoch (from torch's generator:
+        ``torch.manual_seed`` makes it repeatable), and each worker reads a few chunks at once
+        and mixes their members. Every member is yielded exactly once per epoch.
+
+        Raises:
+            OssConfigError: a URI or an option is invalid.
+            OssNotFoundError: the archive or the index does not exist.
+            ValueError: the two URIs name different buckets, or the index is not one.
+        """
+        factory = _factory(endpoint, options, "from_tar")
+        archive = TarArchive(factory, tar_uri, tar_index_uri)
+        return cls(factory, TarOpener(archive, shuffle, shuffle_chunk_size), transform)
+
+    def shuffle(self, generator: Any = None) -> None:
+        """Draws the seed of a tar dataset's shuffled order from ``generator`` (a
+        ``torch.Generator``; torch's default one when None): later epochs derive from it."""
+        if not isinstance(self._open, TarOpener):
+            raise TypeError("shuffle() applies to datasets made by from_tar(shuffle=True)")
+        import torch
+
+        seed = torch.empty((), dtype=torch.int64).random_(generator=generator)
+        self._open.seed = int(seed.item())
+        self._open.shuffle = True
+
     def __iter__(self) -> Iterator[Any]:
         index, count = worker_shard()
-        stream = self._open_stream(self._factory, index, count)
         transform = self._transform
-        ranges = RangeFetcher(self._factory)
-        try:
-            for item in stream:
-                obj = DataObject(
-                    item.key,
-                    item.size,
-                    item.label,
-                    item.first,
-                    item.bucket,
-                    etag=item.etag,
-                    rest=item.rest,
-                    ranges=ranges,
-                )
-                yield transform(obj)
-        finally:
-            # The loop ended or was abandoned: stop prefetching now rather than when the stream
-            # is collected (a kept large object may hold it for a long time).
-            stream.close()
+        for obj in self._open(self._factory, index, count):
+            yield transform(obj)
+
+
+def streamed_objects(factory: ClientFactory, stream: ObjectStream) -> Iterator[DataObject]:
+    """The stream's objects as DataObjects (readable by range once the stream has moved on)."""
+    ranges = RangeFetcher(factory)
+    try:
+        for item in stream:
+            yield DataObject(
+                item.key,
+                item.size,
+                item.label,
+                item.first,
+                item.bucket,
+                etag=item.etag,
+                rest=item.rest,
+                ranges=ranges,
+            )
+    finally:
+        # The loop ended or was abandoned: stop prefetching now rather than when the stream
+        # is collected (a kept large object may hold it for a long time).
+        stream.close()
 
 
 def _factory(endpoint: str, options: ClientOptions, where: str) -> ClientFactory:
@@ -177,8 +224,9 @@ class _PrefixOpener:
     def __init__(self, oss_uri: str) -> None:
         self.oss_uri = oss_uri
 
-    def __call__(self, factory: ClientFactory, index: int, count: int) -> ObjectStream:
-        return factory.get().stream_prefix(self.oss_uri, shard_index=index, shard_count=count)
+    def __call__(self, factory: ClientFactory, index: int, count: int) -> Iterator[DataObject]:
+        stream = factory.get().stream_prefix(self.oss_uri, shard_index=index, shard_count=count)
+        return streamed_objects(factory, stream)
 
 
 class _UriOpener:
@@ -187,9 +235,9 @@ class _UriOpener:
     def __init__(self, uris: Iterable[str]) -> None:
         self.uris = uris
 
-    def __call__(self, factory: ClientFactory, index: int, count: int) -> ObjectStream:
+    def __call__(self, factory: ClientFactory, index: int, count: int) -> Iterator[DataObject]:
         mine = itertools.islice(self.uris, index, None, count)
-        return factory.get().stream_objects((uri, "") for uri in mine)
+        return streamed_objects(factory, factory.get().stream_objects((uri, "") for uri in mine))
 
 
 class _LocalManifest:
@@ -229,8 +277,8 @@ class _ManifestOpener:
         self.parser = parser
         self.base_uri = base_uri
 
-    def __call__(self, factory: ClientFactory, index: int, count: int) -> ObjectStream:
-        return factory.get().stream_objects(self._entries(index, count))
+    def __call__(self, factory: ClientFactory, index: int, count: int) -> Iterator[DataObject]:
+        return streamed_objects(factory, factory.get().stream_objects(self._entries(index, count)))
 
     def _entries(self, index: int, count: int) -> Iterator[tuple[str, str]]:
         with self.manifest.open() as reader:

@@ -6,16 +6,17 @@ import io
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._catalogue import UNKNOWN_SIZE, Catalogue, Entry
-from ._client import ClientFactory, ClientOptions, RangeFetcher, check_options
+from ._catalogue import UNKNOWN_SIZE, Catalogue
+from ._client import ClientFactory, ClientOptions, check_options
 from ._core import parse_oss_uri
 from ._torch import MapDatasetBase
 from .data_object import DataObject
 from .exceptions import OssNotFoundError
-from .iterable_dataset import Transform, identity
+from .iterable_dataset import Transform, identity, streamed_objects
 from .manifest import ManifestParser, manifest_entries
+from .tar_dataset import RUN_BYTES, TarArchive
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -34,10 +35,15 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
     """
 
     def __init__(
-        self, factory: ClientFactory, catalogue: Catalogue, transform: Transform = identity
+        self,
+        factory: ClientFactory,
+        source: Catalogue | TarArchive,
+        transform: Transform = identity,
     ) -> None:
         self._factory = factory
-        self._catalogue = catalogue
+        self._source: _Source = (
+            _TarMembers(source) if isinstance(source, TarArchive) else _Listed(source)
+        )
         self._transform = transform
         factory.get()  # validate endpoint, region, config and credentials now
 
@@ -127,8 +133,30 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
                 catalogue.append(bucket, key, UNKNOWN_SIZE, label)
         return cls(factory, catalogue, transform)
 
+    @classmethod
+    def from_tar(
+        cls,
+        tar_uri: str,
+        tar_index_uri: str,
+        endpoint: str,
+        *,
+        transform: Transform = identity,
+        **options: Unpack[ClientOptions],
+    ) -> OssMapDataset:
+        """The regular members of a tar archive by index (see
+        :meth:`OssIterableDataset.from_tar`); a batch's neighbouring members are fetched
+        together, one ranged GET per run.
+
+        Raises:
+            OssConfigError: a URI or an option is invalid.
+            OssNotFoundError: the archive or the index does not exist.
+            ValueError: the two URIs name different buckets, or the index is not one.
+        """
+        factory = _factory(endpoint, options, "from_tar")
+        return cls(factory, TarArchive(factory, tar_uri, tar_index_uri), transform)
+
     def __len__(self) -> int:
-        return len(self._catalogue)
+        return len(self._source)
 
     def __getitem__(self, index: int) -> Any:
         """Item ``index`` (negative counts from the end).
@@ -146,30 +174,11 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
             IndexError: an index is out of range (before anything is fetched).
             OssNotFoundError: an object is missing (naming its key).
         """
-        entries = [self._catalogue[self._position(i)] for i in indices]
-        if not entries:
+        positions = [self._position(i) for i in indices]
+        if not positions:
             return []
-        client = self._factory.get()
-        stream = client.stream_objects(_requests(entries))
-        ranges = RangeFetcher(self._factory)
         transform = self._transform
-        items: list[Any] = []
-        try:
-            for item in stream:
-                obj = DataObject(
-                    item.key,
-                    item.size,
-                    item.label,
-                    item.first,
-                    item.bucket,
-                    etag=item.etag,
-                    rest=item.rest,
-                    ranges=ranges,
-                )
-                items.append(transform(obj))
-        finally:
-            stream.close()
-        return items
+        return [transform(obj) for obj in self._source.fetch(self._factory, positions)]
 
     def __iter__(self) -> Iterator[Any]:
         """Every item in order (one batch at a time, so iterating is not one request at a
@@ -184,7 +193,7 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
         return all(b == a + 1 for a, b in itertools.pairwise(indices))
 
     def _position(self, index: int) -> int:
-        n = len(self._catalogue)
+        n = len(self._source)
         if not isinstance(index, int):
             index = int(index)  # numpy and torch integers from samplers
         position = index + n if index < 0 else index
@@ -210,6 +219,60 @@ def _list(factory: ClientFactory, bucket: str, prefix: str) -> Catalogue:
             return catalogue
 
 
-def _requests(entries: list[Entry]) -> Iterator[tuple[str, str, int]]:
-    for e in entries:
-        yield e.uri, e.label, e.size
+class _Source(Protocol):
+    def __len__(self) -> int: ...
+
+    def fetch(self, factory: ClientFactory, positions: list[int]) -> Iterator[DataObject]:
+        """The objects at ``positions`` (valid), fetched at once, in that order."""
+        ...
+
+
+class _Listed:
+    """Objects of a catalogue, each its own GET, through the dataset pipeline."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+
+    def __len__(self) -> int:
+        return len(self.catalogue)
+
+    def fetch(self, factory: ClientFactory, positions: list[int]) -> Iterator[DataObject]:
+        entries = [self.catalogue[p] for p in positions]
+        requests = ((e.uri, e.label, e.size) for e in entries)
+        return streamed_objects(factory, factory.get().stream_objects(requests))
+
+
+class _TarMembers:
+    """Members of a tar archive: the batch's members sorted into runs of neighbours, one
+    ranged GET per run, all runs at once."""
+
+    def __init__(self, archive: TarArchive) -> None:
+        self.archive = archive
+
+    def __len__(self) -> int:
+        return len(self.archive)
+
+    def fetch(self, factory: ClientFactory, positions: list[int]) -> Iterator[DataObject]:
+        wanted = sorted(set(positions))
+        runs: list[tuple[int, int]] = []
+        for i in wanted:
+            if runs and runs[-1][1] == i and self._fits(runs[-1][0], i + 1):
+                runs[-1] = (runs[-1][0], i + 1)
+            else:
+                runs.append((i, i + 1))
+        found: dict[int, DataObject] = {}
+        stream = self.archive.fetch(factory, runs)
+        try:
+            for (first, last), body in zip(runs, stream, strict=True):
+                found.update(self.archive.members(body, first, last))
+        finally:
+            stream.close()
+        seen: set[int] = set()
+        for p in positions:
+            obj = found[p]
+            yield obj.copy() if p in seen else obj  # a repeated index gets its own reader
+            seen.add(p)
+
+    def _fits(self, first: int, last: int) -> bool:
+        start, end = self.archive.span(first, last)
+        return end - start <= RUN_BYTES

@@ -5,9 +5,11 @@
 //! within width, lookahead and byte budget; results in ordered slots) → [`stream`] (the
 //! consumer takes objects and parts in order). [`lend`] and `read_rest` let the consumer's
 //! memory receive bytes directly; [`span_read`] serves objects the stream has moved past.
+//! [`ranges`] is the same idea for byte ranges of one object (runs of tar members).
 
 mod input;
 mod lend;
+pub(crate) mod ranges;
 mod read_rest;
 mod schedule;
 pub(crate) mod span_read;

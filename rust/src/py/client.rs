@@ -7,6 +7,7 @@ use super::body::PyBody;
 use super::credential_provider::PyCredentialProvider;
 use super::fill::fill_buffer;
 use super::object_stream::PyObjectStream;
+use super::range_stream::PyRangeStream;
 use super::upload::PyUpload;
 use super::wait::wait;
 use crate::error::Error;
@@ -14,6 +15,7 @@ use crate::memory::chunks::Chunks;
 use crate::ops::get::{GetRequest, Sink};
 use crate::ops::list::Lister;
 use crate::ops::range::ByteRange;
+use crate::pipeline::ranges::RangeStream;
 use crate::pipeline::span_read::{read_span_into, Span, SpanPlan};
 use crate::pipeline::{ObjectStream, Shard};
 use crate::protocol::uri::OssUri;
@@ -110,6 +112,12 @@ impl PyClient {
     #[getter]
     fn part_size(&self) -> u64 {
         self.session.stream_settings().part_size
+    }
+
+    /// Requests in flight per dataset stream (`datasetConfig.prefetchConcurrency`).
+    #[getter]
+    fn prefetch_concurrency(&self) -> usize {
+        self.session.stream_settings().concurrency
     }
 
     /// Streams the objects under `oss://bucket/prefix`; with a shard, only every
@@ -221,6 +229,42 @@ impl PyClient {
                 read_span_into(&client, &handle, span, dst, plan, &writers).await
             },
         )
+    }
+
+    /// Byte ranges `(start, end)` of one object, fetched ahead (`concurrency`, default
+    /// `prefetchConcurrency`, within `prefetchMB`) and yielded in order; all of one version
+    /// (`if_match`).
+    #[pyo3(signature = (bucket, key, ranges, *, if_match=None, concurrency=None))]
+    fn stream_ranges(
+        &self,
+        bucket: &str,
+        key: &str,
+        ranges: Vec<(u64, u64)>,
+        if_match: Option<String>,
+        concurrency: Option<usize>,
+    ) -> PyResult<PyRangeStream> {
+        let runtime = self.session.runtime()?;
+        let client = self.session.client()?;
+        let target = client.target(bucket, key);
+        let mut cut = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            if end <= start {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "empty byte range {start}..{end} of oss://{bucket}/{key}"
+                )));
+            }
+            cut.push(ByteRange { start, end });
+        }
+        let stream = RangeStream::new(
+            client,
+            runtime.handle().clone(),
+            self.session.budget(),
+            target,
+            if_match,
+            cut,
+            concurrency.unwrap_or(self.session.stream_settings().concurrency),
+        );
+        Ok(PyRangeStream::new(stream, runtime))
     }
 
     /// Range size of checkpoint reads (`checkpointConfig.prefetchIoSizeMB`), in bytes.

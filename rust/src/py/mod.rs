@@ -6,6 +6,7 @@ mod credential_provider;
 mod errors;
 mod fill;
 mod object_stream;
+mod range_stream;
 mod upload;
 mod wait;
 
@@ -47,6 +48,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<object_stream::PyObjectStream>()?;
     m.add_class::<object_stream::PartReader>()?;
     m.add_class::<object_stream::StreamedObject>()?;
+    m.add_class::<range_stream::PyRangeStream>()?;
     m.add_class::<upload::PyUpload>()?;
     m.add_function(wrap_pyfunction!(body::read_via, m)?)?;
     m.add_function(wrap_pyfunction!(parse_oss_uri, m)?)?;

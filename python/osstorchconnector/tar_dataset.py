@@ -1,0 +1,201 @@
+"""Tar archives in OSS as datasets: every regular member is one item, read in runs of members
+with large ranged GETs (never one request per member), located through the archive's index
+file (the official connector's format, :mod:`._tar_index`)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ._body import Body, SliceBody
+from ._client import ClientFactory
+from ._core import RangeStream, parse_oss_uri
+from ._tar_format import parse_member
+from ._tar_index import decode_index
+from .data_object import DataObject
+from .exceptions import OssFormatError
+
+BLOCK = 512
+# Bytes of consecutive members fetched by one ranged GET: large enough that a run of 100 KiB
+# members costs one request per ~80 members, small enough that runs in flight fit prefetchMB.
+RUN_BYTES = 8 * 1024 * 1024
+# Shuffled chunks read at once, their members mixed at random.
+INTERLEAVED = 4
+# Headers of a member are read from the first bytes of its span; a pax header longer than this
+# makes the member be parsed from its whole span instead.
+_HEAD = 4096
+
+
+class TarArchive:
+    """One version of a tar object and its index: member ``i`` spans bytes
+    ``[blocks[i] * 512, blocks[i + 1] * 512)`` (its headers, data and padding)."""
+
+    def __init__(self, factory: ClientFactory, tar_uri: str, tar_index_uri: str) -> None:
+        bucket, key = parse_oss_uri(tar_uri)
+        index_bucket, _ = parse_oss_uri(tar_index_uri)
+        if index_bucket != bucket:
+            raise ValueError(
+                f"tar_uri and tar_index_uri must be in the same bucket: {tar_uri}, {tar_index_uri}"
+            )
+        client = factory.get()
+        size, etag, _crc = client.head_object(tar_uri)
+        index = decode_index(client.get_object(tar_index_uri).read(), tar_index_uri)
+        self.uri = tar_uri
+        self.bucket = bucket
+        self.key = key
+        self.etag = etag
+        self.blocks = index.blocks
+        if self.blocks and self.blocks[-1] * BLOCK > size:
+            raise ValueError(
+                f"index {tar_index_uri} describes {self.blocks[-1] * BLOCK} bytes but "
+                f"{tar_uri} has {size}: they do not belong together"
+            )
+
+    def __len__(self) -> int:
+        return max(0, len(self.blocks) - 1)
+
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """Bytes of members ``first..last`` (exclusive)."""
+        return self.blocks[first] * BLOCK, self.blocks[last] * BLOCK
+
+    def runs(self, first: int, last: int, run_bytes: int) -> list[tuple[int, int]]:
+        """Members ``first..last`` cut into runs of consecutive members of about ``run_bytes``
+        (a member larger than that is a run of its own)."""
+        out = []
+        start = first
+        while start < last:
+            end = start + 1
+            limit = self.blocks[start] * BLOCK + run_bytes
+            while end < last and self.blocks[end + 1] * BLOCK <= limit:
+                end += 1
+            out.append((start, end))
+            start = end
+        return out
+
+    def fetch(
+        self, factory: ClientFactory, runs: Sequence[tuple[int, int]], concurrency: int = 0
+    ) -> RangeStream:
+        """A stream of the runs' bytes, in order, all of this version."""
+        ranges = [self.span(a, b) for a, b in runs]
+        return factory.get().stream_ranges(
+            self.bucket,
+            self.key,
+            ranges,
+            if_match=self.etag or None,
+            concurrency=concurrency or None,
+        )
+
+    def members(self, body: Body, first: int, last: int) -> Iterator[tuple[int, DataObject]]:
+        """``(index, DataObject)`` of members ``first..last`` from the run's bytes ``body``."""
+        base = self.blocks[first] * BLOCK
+        for i in range(first, last):
+            start = self.blocks[i] * BLOCK
+            length = self.blocks[i + 1] * BLOCK - start
+            try:
+                entry = parse_member(body.read(start - base, min(length, _HEAD)), start, self.uri)
+            except OssFormatError:
+                if length <= _HEAD:
+                    raise
+                # headers longer than _HEAD (a very long pax record): parse the whole span
+                entry = parse_member(body.read(start - base, length), start, self.uri)
+            data = SliceBody(body, entry.data_offset - base, entry.size)
+            yield i, DataObject(entry.name, entry.size, str(i), data, self.bucket)
+
+
+def contiguous_share(count: int, index: int, workers: int) -> tuple[int, int]:
+    """Worker ``index``'s contiguous slice of ``count`` members (the first ``count % workers``
+    workers take one more), as the official splits a tar."""
+    per, extra = divmod(count, workers)
+    start = index * per + min(index, extra)
+    return start, start + per + (1 if index < extra else 0)
+
+
+def shuffled_chunks(count: int, chunk_size: int, seed: int) -> list[tuple[int, int]]:
+    """``[first, last)`` chunks of ``chunk_size`` members covering ``count``, in an order that
+    is a function of ``seed`` alone (every worker computes the same one)."""
+    size = max(1, chunk_size)
+    chunks = [(a, min(a + size, count)) for a in range(0, count, size)]
+    random.Random(seed).shuffle(chunks)
+    return chunks
+
+
+def interleave(streams: Iterator[Iterator[Any]], width: int, rng: random.Random) -> Iterator[Any]:
+    """Items of every stream, each stream's in its order, ``width`` streams open at once and the
+    next item taken from one of them at random; a finished stream is replaced by the next."""
+    live = list(itertools.islice(streams, width))
+    while live:
+        pick = rng.randrange(len(live))
+        try:
+            yield next(live[pick])
+        except StopIteration:
+            following = next(streams, None)
+            if following is None:
+                live.pop(pick)
+            else:
+                live[pick] = following
+
+
+def epoch_seed(explicit: int | None, counter: int) -> int:
+    """The shuffle seed of this pass: the same in every worker of one epoch, another each
+    epoch. Inside workers it derives from the DataLoader's base seed (drawn from torch's
+    generator in the main process each epoch); in the main process it is drawn from torch's
+    default generator. ``counter`` (passes over this dataset object in this process) tells
+    epochs apart in persistent workers, whose base seed stays the same."""
+    if explicit is not None:
+        return explicit * 1_000_003 + counter
+    from ._torch import get_worker_info
+
+    info = get_worker_info()
+    if info is not None:
+        return (int(info.seed) - int(info.id)) * 1_000_003 + counter
+    import torch
+
+    return int(torch.empty((), dtype=torch.int64).random_().item())
+
+
+class TarOpener:
+    """This worker's members of an archive, as DataObjects: without shuffle a contiguous share
+    read in runs; with shuffle, chunks of ``chunk_size`` members in a seeded order (chunk j to
+    worker j % workers), ``interleaved`` chunks read at once and their members mixed."""
+
+    def __init__(
+        self, archive: TarArchive, shuffle: bool, chunk_size: int, seed: int | None = None
+    ) -> None:
+        self.archive = archive
+        self.shuffle = shuffle
+        self.chunk_size = chunk_size
+        self.seed = seed
+        self.passes = 0  # in this process: tells epochs of persistent workers apart
+
+    def __call__(self, factory: ClientFactory, index: int, count: int) -> Iterator[DataObject]:
+        n = len(self.archive)
+        if not self.shuffle:
+            first, last = contiguous_share(n, index, count)
+            return self._read([(first, last)], factory, concurrency=0)
+        seed = epoch_seed(self.seed, self.passes)
+        self.passes += 1
+        mine = shuffled_chunks(n, self.chunk_size, seed)[index::count]
+        return self._shuffled(mine, factory, random.Random(seed * 31 + index))
+
+    def _read(
+        self, chunks: list[tuple[int, int]], factory: ClientFactory, concurrency: int
+    ) -> Iterator[DataObject]:
+        runs = [r for a, b in chunks for r in self.archive.runs(a, b, RUN_BYTES)]
+        if not runs:
+            return
+        stream = self.archive.fetch(factory, runs, concurrency)
+        try:
+            for (first, last), body in zip(runs, stream, strict=True):
+                for _i, obj in self.archive.members(body, first, last):
+                    yield obj
+        finally:
+            stream.close()
+
+    def _shuffled(
+        self, chunks: list[tuple[int, int]], factory: ClientFactory, rng: random.Random
+    ) -> Iterator[DataObject]:
+        concurrency = max(1, factory.get().prefetch_concurrency // INTERLEAVED)
+        streams = (self._read([chunk], factory, concurrency) for chunk in chunks)
+        return interleave(streams, INTERLEAVED, rng)
