@@ -203,3 +203,74 @@ def test_official_fixtures_read_by_ours(
         assert [(o.key, o.read()) for o in mapped] == expected, tar_path.name
         streamed = OssIterableDataset.from_tar(*uris, transform=by_key, **opts)
         assert [(k, d) for k, _, d in streamed] == expected, tar_path.name
+
+
+def test_generate_tar_archive_from_and_to_oss(
+    oss_server: OssServer, bucket: str, tmp_path: Path, opts: dict[str, Any]
+) -> None:
+    """Source, archive and index in OSS: the archive (read back with the official SDK) holds
+    every object as /bucket/key, the index matches it, and from_tar reads it."""
+    data = oss_server.put_random(bucket, {f"src/{i:03d}.bin": 1000 * i for i in range(12)})
+    oss_server.put(bucket, "src/dir/", b"")  # a "directory" placeholder: not a member
+    oss_server.put(bucket, "srcx/other.bin", b"a sibling prefix, left out")
+    conn = [opts["endpoint"], opts["cred_path"], ""]
+    tar_uri, index_uri = f"oss://{bucket}/out/all.tar", f"oss://{bucket}/out/all.tar.idx"
+    assert (
+        generate_tar_archive(
+            *conn, tar_uri, index_uri, f"oss://{bucket}/src/", region=opts["region"]
+        )
+        == 0
+    )
+    local_tar = tmp_path / "all.tar"
+    local_tar.write_bytes(oss_server.get(bucket, "out/all.tar"))
+    with tarfile.open(local_tar) as tar:
+        got = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    assert got == {f"/{bucket}/{k}": v for k, v in data.items()}
+    local_index = tmp_path / "all.tar.idx"
+    generate_tar_archive("", "", "", str(local_tar), str(local_index), "", True)
+    assert oss_server.get(bucket, "out/all.tar.idx") == local_index.read_bytes()
+    members = OssMapDataset.from_tar(tar_uri, index_uri, **opts)
+    assert [(o.key, o.read()) for o in members] == sorted(got.items())
+
+
+def test_index_only_of_an_archive_in_oss_equals_the_officials(
+    oss_server: OssServer, bucket: str, opts: dict[str, Any]
+) -> None:
+    """index_only over archives in OSS (read in windows of headers) writes, into OSS, the
+    bytes of the official connector's index of the same archive."""
+    for name in ("gnu.tar", "pax.tar", "official_tree.tar"):
+        oss_server.put(bucket, name, (FIXTURES / name).read_bytes())
+        assert (
+            generate_tar_archive(
+                opts["endpoint"],
+                opts["cred_path"],
+                "",
+                f"oss://{bucket}/{name}",
+                f"oss://{bucket}/{name}.idx",
+                "",
+                True,
+                region=opts["region"],
+            )
+            == 0
+        )
+        assert oss_server.get(bucket, f"{name}.idx") == index_of(FIXTURES / name).read_bytes()
+
+
+def test_generate_tar_archive_failure_leaves_no_object(
+    oss_server: OssServer, bucket: str, tmp_path: Path, opts: dict[str, Any]
+) -> None:
+    """A source that cannot be archived aborts the upload: no archive, no pending upload."""
+    oss_server.put(bucket, "out/keep.tar", b"the previous archive")
+    with pytest.raises(FileNotFoundError):
+        generate_tar_archive(
+            opts["endpoint"],
+            opts["cred_path"],
+            "",
+            f"oss://{bucket}/out/keep.tar",
+            f"oss://{bucket}/out/keep.tar.idx",
+            str(tmp_path / "missing"),
+            region=opts["region"],
+        )
+    assert oss_server.get(bucket, "out/keep.tar") == b"the previous archive"
+    assert not oss_server.exists(bucket, "out/keep.tar.idx")
+    assert oss_server.pending_uploads(bucket) == []

@@ -16,7 +16,7 @@ from fixtures.tar.fixture_specs import FILES, HARDLINKS, SOURCE_NAME, build_tree
 
 from osstorchconnector._tar_index import decode_index, encode_index
 from osstorchconnector._tar_writer import SourceFile, member_headers, write_archive
-from osstorchconnector.exceptions import OssFormatError
+from osstorchconnector.exceptions import OssConfigError, OssFormatError
 from osstorchconnector.tar_archive import generate_tar_archive, walk_local_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tar"
@@ -156,20 +156,10 @@ def test_errors_leave_no_partial_files(tree: Path) -> None:
     assert sorted(os.listdir()) == ["corrupt.tar", "out.idx", "tree"]
 
 
-@pytest.mark.parametrize(
-    ("tar_path", "index_path", "source_path", "index_only", "what"),
-    [
-        ("oss://b/t.tar", "t.idx", "src", False, "tar_path"),
-        ("t.tar", "oss://b/t.idx", "src", False, "index_path"),
-        ("t.tar", "t.idx", "oss://b/prefix/", False, "source_path"),
-        ("oss://b/t.tar", "t.idx", "", True, "tar_path"),
-    ],
-)
-def test_oss_paths_are_not_supported_yet(
-    tar_path: str, index_path: str, source_path: str, index_only: bool, what: str
-) -> None:
-    with pytest.raises(NotImplementedError, match=f"{what} .*oss:// paths are not supported yet"):
-        generate_tar_archive("ep", "", "", tar_path, index_path, source_path, index_only)
+def test_oss_paths_need_an_endpoint() -> None:
+    """Local paths need nothing; an oss:// path needs an endpoint (and credentials)."""
+    with pytest.raises(OssConfigError, match="endpoint"):
+        generate_tar_archive("", "", "", "oss://b/t.tar", "t.idx", "src")
 
 
 def test_a_file_that_shrinks_while_archived_raises() -> None:
