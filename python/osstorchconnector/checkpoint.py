@@ -15,9 +15,12 @@ from .exceptions import OssConfigError
 from .writer import ObjectWriter
 
 
-def checkpoint_factory(endpoint: str, options: ClientOptions, where: str) -> ClientFactory:
-    """A validated client factory for the checkpoint-style classes (endpoint required)."""
-    if not endpoint:
+def checkpoint_factory(
+    endpoint: str, options: ClientOptions, where: str, local_ok: bool = False
+) -> ClientFactory:
+    """A validated client factory for the checkpoint-style classes (endpoint required, unless
+    ``local_ok``: an empty one then reads local files, as the official's OssClient does)."""
+    if not endpoint and not local_ok:
         raise OssConfigError(f"{where}: endpoint must be non-empty")
     check_options(dict(options), where)
     factory = ClientFactory(endpoint, **options)
@@ -43,6 +46,7 @@ def connect(
     cred_provider: CredentialsProvider | None,
     region: str,
     path_style: bool | None,
+    local_ok: bool = False,
 ) -> tuple[ClientFactory, RangeFetcher]:
     """The validated client factory and checkpoint-sized range reader of the classes that
     take the official ``(endpoint, cred_path, config_path, cred_provider, region)``."""
@@ -53,7 +57,7 @@ def connect(
         region=region,
         path_style=path_style,
     )
-    factory = checkpoint_factory(endpoint, options, where)
+    factory = checkpoint_factory(endpoint, options, where, local_ok)
     return factory, checkpoint_ranges(factory)
 
 

@@ -22,7 +22,8 @@ class OssClient:
 
     Keys are keys inside the bucket (``a/b.bin``), as everywhere in this package; the
     official connector's objects carry ``/bucket/key``. ``uuid``, ``id`` and ``total`` are
-    accepted for compatibility and unused: every process builds its own client.
+    accepted for compatibility and unused: every process builds its own client. An empty
+    ``endpoint`` reads local files (``/bucket/key``), as the official's does; writes then fail.
     """
 
     def __init__(
@@ -40,7 +41,14 @@ class OssClient:
     ) -> None:
         del uuid, id, total
         self._factory, self._ranges = connect(
-            "OssClient()", endpoint, cred_path, config_path, cred_provider, region, path_style
+            "OssClient()",
+            endpoint,
+            cred_path,
+            config_path,
+            cred_provider,
+            region,
+            path_style,
+            local_ok=True,
         )
 
     def get_object(

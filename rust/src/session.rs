@@ -20,6 +20,7 @@ use crate::http::request::Timeouts;
 use crate::http::retry::RetryConfig;
 use crate::memory::budget::Budget;
 use crate::memory::buffer_pool;
+use crate::ops::local::LocalStore;
 use crate::per_process::PerProcess;
 use crate::pipeline::StreamSettings;
 use crate::protocol::endpoint::Endpoint;
@@ -89,13 +90,20 @@ impl SessionBuilder {
     /// `InvalidInput` for the endpoint or an unresolvable region, `File` for the config or
     /// credentials file, `NoCredentials` listing what was tried.
     pub fn build(self) -> Result<Session> {
-        let endpoint = Endpoint::parse(&self.endpoint, self.path_style)?;
-        let region = resolve_region(
-            &self.region,
-            self.env_region.as_deref(),
-            &endpoint,
-            &self.endpoint,
-        )?;
+        // An empty endpoint is the official's local-path mode: files, no server, no signing.
+        let local = self.endpoint.trim().is_empty();
+        let (endpoint, region) = if local {
+            (Endpoint::parse(UNUSED_ENDPOINT, Some(true))?, String::new())
+        } else {
+            let endpoint = Endpoint::parse(&self.endpoint, self.path_style)?;
+            let region = resolve_region(
+                &self.region,
+                self.env_region.as_deref(),
+                &endpoint,
+                &self.endpoint,
+            )?;
+            (endpoint, region)
+        };
         let loaded = Config::load(&self.config_path)?;
         let mut chain = ChainProvider::new();
         if let Some(p) = self.provider {
@@ -109,7 +117,9 @@ impl SessionBuilder {
             chain = chain.push(Box::new(FileProvider::optional(default)));
         }
         let credentials = Arc::new(CredentialCache::new(Box::new(chain)));
-        credentials.get()?;
+        if !local {
+            credentials.get()?;
+        }
         let audit_path = &loaded.config.audit_path;
         let audit = if audit_path.is_empty() {
             None
@@ -123,9 +133,13 @@ impl SessionBuilder {
             credentials,
             audit,
             client: PerProcess::new(),
+            local,
         })
     }
 }
+
+/// Stands in for the endpoint in local-path mode, where no request is sent.
+const UNUSED_ENDPOINT: &str = "http://127.0.0.1";
 
 fn resolve_region(
     explicit: &str,
@@ -163,6 +177,8 @@ pub struct Session {
     audit: Option<Arc<AuditLog>>,
     /// This process's client (see [`crate::per_process`]).
     client: PerProcess<Arc<OssClient>>,
+    /// Local-path mode (empty endpoint): objects are files `/bucket/key`.
+    local: bool,
 }
 
 impl Session {
@@ -259,6 +275,11 @@ impl Session {
                 self.credentials.clone(),
                 settings,
             )?;
+            let client = if self.local {
+                client.reading_files(LocalStore::filesystem_root())
+            } else {
+                client
+            };
             Ok(Arc::new(client))
         })
     }

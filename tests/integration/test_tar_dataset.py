@@ -203,6 +203,13 @@ def test_official_fixtures_read_by_ours(
         assert [(o.key, o.read()) for o in mapped] == expected, tar_path.name
         streamed = OssIterableDataset.from_tar(*uris, transform=by_key, **opts)
         assert [(k, d) for k, _, d in streamed] == expected, tar_path.name
+        shuffled = OssIterableDataset.from_tar(
+            *uris, transform=by_key, shuffle=True, shuffle_chunk_size=2, **opts
+        )
+        loader = torch.utils.data.DataLoader(shuffled, num_workers=2, collate_fn=list)
+        seen = [(k, d) for batch in loader for k, _, d in batch]
+        assert Counter(k for k, _ in seen) == Counter(k for k, _ in expected), tar_path.name
+        assert sorted(seen) == sorted(expected)
 
 
 def test_generate_tar_archive_from_and_to_oss(

@@ -22,6 +22,7 @@ use crate::http::audit::{AuditLog, AuditRecord};
 use crate::http::request::{streamed_body, Request, Timeouts};
 use crate::http::retry::{classify, Decision, RetryConfig, RetryContext};
 use crate::http::throttle::AdaptiveLimit;
+use crate::ops::local::LocalStore;
 use crate::protocol::endpoint::{Endpoint, QUERY_ENCODE_SET};
 use crate::protocol::xml::ErrorBody;
 use crate::protocol::{Dialect, Target};
@@ -67,6 +68,8 @@ pub struct OssClient {
     clock_offset_ms: AtomicI64,
     /// Attempts in flight, narrowed while the store throttles.
     limit: AdaptiveLimit,
+    /// Local-path mode: reads come from files (`ops::local`), nothing goes over HTTP.
+    local: Option<LocalStore>,
 }
 
 impl OssClient {
@@ -101,7 +104,19 @@ impl OssClient {
             clock_offset_ms: AtomicI64::new(0),
             limit: AdaptiveLimit::new(settings.max_concurrency),
             settings,
+            local: None,
         })
+    }
+
+    /// This client reads files instead (local-path mode, an empty endpoint).
+    pub(crate) fn reading_files(mut self, store: LocalStore) -> Self {
+        self.local = Some(store);
+        self
+    }
+
+    /// The files read in local-path mode, if this client is in it.
+    pub(crate) fn local_store(&self) -> Option<&LocalStore> {
+        self.local.as_ref()
     }
 
     /// The protocol this client speaks.
@@ -141,6 +156,18 @@ impl OssClient {
         request: &Request,
         ctx: &mut RetryContext,
     ) -> Result<reqwest::Response> {
+        if self.local.is_some() {
+            return Err(Error::invalid(
+                "endpoint",
+                "",
+                format!(
+                    "it is empty, which reads local files (/bucket/key) and cannot {} {}; \
+                     give an OSS endpoint",
+                    request.head.method,
+                    self.target_of(&request.head)
+                ),
+            ));
+        }
         loop {
             let error = match self.attempt(request).await {
                 Ok(response) => return Ok(response),

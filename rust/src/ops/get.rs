@@ -83,6 +83,9 @@ impl OssClient {
                 )));
             }
         }
+        if let Some(files) = self.local_store() {
+            return files.get(request, sink).await;
+        }
         let mut download = Download::new(request, sink);
         let mut ctx = self.retry_context();
         loop {

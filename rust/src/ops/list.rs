@@ -2,11 +2,14 @@
 //!
 //! <https://www.alibabacloud.com/help/en/oss/developer-reference/listobjectsv2>
 
+use std::collections::VecDeque;
+
 use http::Method;
 
 use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::http::request::Request;
+use crate::ops::local::LocalStore;
 use crate::protocol::xml::{ListBucketResult, ObjectSummary};
 
 /// Keys per page; the server default is 100, which would quadruple list calls.
@@ -19,6 +22,8 @@ pub(crate) struct Lister {
     bucket: String,
     prefix: String,
     state: State,
+    /// Local-path mode: the rest of the directory walk, handed out a page at a time.
+    walked: Option<VecDeque<ObjectSummary>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +40,7 @@ impl Lister {
             bucket: bucket.into(),
             prefix: prefix.into(),
             state: State::Start,
+            walked: None,
         }
     }
 
@@ -78,6 +84,9 @@ impl Lister {
             State::Start => None,
             State::HasMore(t) => Some(t.clone()),
         };
+        if let Some(files) = client.local_store() {
+            return self.next_local_page(files, token).await.map(Some);
+        }
         let request = self.request(token.as_deref());
         let mut ctx = client.retry_context();
         let page = loop {
@@ -99,6 +108,33 @@ impl Lister {
             _ => State::Done,
         };
         Ok(Some(page.contents))
+    }
+
+    /// A page of the directory walk; the token is the last key handed out, so a resumed
+    /// listing walks again and goes on after it.
+    async fn next_local_page(
+        &mut self,
+        files: &LocalStore,
+        token: Option<String>,
+    ) -> Result<Vec<ObjectSummary>> {
+        let mut rest = match self.walked.take() {
+            Some(rest) => rest,
+            None => {
+                let mut all: VecDeque<_> = files.list(&self.bucket, &self.prefix).await?.into();
+                if let Some(after) = &token {
+                    all.retain(|o| o.key.as_str() > after.as_str());
+                }
+                all
+            }
+        };
+        let take = rest.len().min(MAX_KEYS as usize);
+        let page: Vec<_> = rest.drain(..take).collect();
+        self.state = match page.last() {
+            Some(last) if !rest.is_empty() => State::HasMore(last.key.clone()),
+            _ => State::Done,
+        };
+        self.walked = Some(rest);
+        Ok(page)
     }
 
     fn request(&self, token: Option<&str>) -> Request {

@@ -32,6 +32,9 @@ impl OssClient {
     /// # Errors
     /// `Service` 404 (`NoSuchKey`, decoded from the `x-oss-err` header) when it does not exist.
     pub(crate) async fn head_object(&self, target: &Target) -> Result<ObjectMeta> {
+        if let Some(files) = self.local_store() {
+            return files.head(target).await;
+        }
         let request = Request::new(Method::HEAD, &target.bucket, &target.key);
         let mut ctx = self.retry_context();
         let response = self.send(&request, &mut ctx).await?;
