@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._client import ClientFactory, ClientOptions, RangeFetcher, check_options
 from ._core import ObjectStream, parse_oss_uri
-from ._torch import IterableDatasetBase, worker_shard
+from ._torch import IterableDatasetBase, RankShards
 from .data_object import DataObject
 from .exceptions import OssNotFoundError
 from .manifest import ManifestParser, manifest_entries
@@ -30,9 +30,13 @@ def identity(obj: DataObject) -> DataObject:
 class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
     """An iterable dataset over OSS objects.
 
-    Build it with :meth:`from_prefix` or :meth:`from_objects`. Inside DataLoader workers each
-    worker streams a disjoint share (object ``i`` goes to worker ``i % num_workers``), so every
-    object is yielded exactly once per epoch.
+    Build it with :meth:`from_prefix`, :meth:`from_objects`, :meth:`from_manifest_file` or
+    :meth:`from_tar`. Inside DataLoader workers each worker streams a disjoint share (object
+    ``i`` goes to worker ``i % num_workers``), so every object is yielded exactly once per
+    epoch. Under torch.distributed (a default process group of more than one rank) the shares
+    are over ranks x workers: object ``i`` goes to global worker ``i % (world_size *
+    num_workers)``, rank-major, so the job reads every object once; ``rank_sharding=False``
+    makes every rank read everything, as the official connector does.
     """
 
     def __init__(
@@ -40,9 +44,11 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         factory: ClientFactory,
         open_objects: Callable[[ClientFactory, int, int], Iterator[DataObject]],
         transform: Transform = identity,
+        rank_sharding: bool = True,
     ) -> None:
         self._factory = factory
         self._open = open_objects
+        self._shards = RankShards(rank_sharding)
         self._transform = transform
         factory.get()  # validate endpoint, region, config and credentials now, not mid-epoch
 
@@ -53,6 +59,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         endpoint: str,
         *,
         transform: Transform = identity,
+        rank_sharding: bool = True,
         **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """Every object whose key starts with the prefix of ``oss_uri`` (``oss://bucket/prefix``).
@@ -61,6 +68,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             oss_uri: ``oss://bucket/prefix``; ``oss://bucket/`` for the whole bucket.
             endpoint: e.g. ``http://oss-cn-beijing-internal.aliyuncs.com``.
             transform: applied to every DataObject; default returns ``obj.copy()``.
+            rank_sharding: under torch.distributed, share the objects among ranks too (the
+                default); False: every rank reads every object.
             options: ``cred_path``, ``config_path``, ``cred_provider``, ``region``,
                 ``path_style`` (see :class:`~osstorchconnector._client.ClientOptions`).
 
@@ -70,7 +79,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         """
         parse_oss_uri(oss_uri)
         factory = _factory(endpoint, options, "from_prefix")
-        return cls(factory, _PrefixOpener(oss_uri), transform)
+        return cls(factory, _PrefixOpener(oss_uri), transform, rank_sharding)
 
     @classmethod
     def from_objects(
@@ -79,6 +88,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         endpoint: str,
         *,
         transform: Transform = identity,
+        rank_sharding: bool = True,
         **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """The objects named by ``object_uris`` (a URI or an iterable of URIs), in order.
@@ -100,7 +110,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             for uri in uris:
                 parse_oss_uri(uri)
         factory = _factory(endpoint, options, "from_objects")
-        return cls(factory, _UriOpener(uris), transform)
+        return cls(factory, _UriOpener(uris), transform, rank_sharding)
 
     @classmethod
     def from_manifest_file(
@@ -111,6 +121,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         endpoint: str,
         *,
         transform: Transform = identity,
+        rank_sharding: bool = True,
         **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """The objects listed in a manifest file, in its order, with its labels.
@@ -140,7 +151,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             if not os.path.isfile(manifest_file_path):
                 raise OssNotFoundError(f"manifest file {manifest_file_path} does not exist")
             manifest = _LocalManifest(manifest_file_path)
-        return cls(factory, _ManifestOpener(manifest, manifest_parser, oss_base_uri), transform)
+        opener = _ManifestOpener(manifest, manifest_parser, oss_base_uri)
+        return cls(factory, opener, transform, rank_sharding)
 
     @classmethod
     def from_tar(
@@ -152,6 +164,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         transform: Transform = identity,
         shuffle: bool = False,
         shuffle_chunk_size: int = 1000,
+        rank_sharding: bool = True,
         **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """Every regular member of a tar archive, located through its index file (the
@@ -171,7 +184,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         """
         factory = _factory(endpoint, options, "from_tar")
         archive = TarArchive(factory, tar_uri, tar_index_uri)
-        return cls(factory, TarOpener(archive, shuffle, shuffle_chunk_size), transform)
+        opener = TarOpener(archive, shuffle, shuffle_chunk_size)
+        return cls(factory, opener, transform, rank_sharding)
 
     def shuffle(self, generator: Any = None) -> None:
         """Draws the seed of a tar dataset's shuffled order from ``generator`` (a
@@ -185,7 +199,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         self._open.shuffle = True
 
     def __iter__(self) -> Iterator[Any]:
-        index, count = worker_shard()
+        index, count = self._shards.current()
         transform = self._transform
         for obj in self._open(self._factory, index, count):
             yield transform(obj)

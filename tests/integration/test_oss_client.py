@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import OssServer
-from osstorchconnector import OssClient, OssConfigError, OssNotFoundError
+from osstorchconnector import OssCheckpoint, OssClient, OssConfigError, OssNotFoundError
 
 MIB = 1024 * 1024
 
@@ -80,5 +80,6 @@ def test_remove_and_missing_objects(client: OssClient, oss_server: OssServer, bu
 def test_bad_names_and_endpoint_are_named(client: OssClient) -> None:
     with pytest.raises(OssConfigError, match="Bad_Bucket"):
         client.get_object("Bad_Bucket", "k")
+    # OssClient("") is the local-path mode (test_local_mode.py); a checkpoint needs an endpoint
     with pytest.raises(OssConfigError, match="endpoint must be non-empty"):
-        OssClient("")
+        OssCheckpoint("")
