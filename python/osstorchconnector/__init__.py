@@ -24,12 +24,26 @@ from .safetensor import OssSafetensor
 from .tar_archive import generate_tar_archive
 from .writer import ObjectWriter
 
+_LAZY = {"OssDCPFileSystem", "OssStorageReader", "OssStorageWriter"}
+
+
+def __getattr__(name: str) -> object:
+    # The DCP classes import torch.distributed.checkpoint: only when asked for, so the package
+    # imports without torch.
+    if name in _LAZY:
+        from . import dcp
+
+        return getattr(dcp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DataObject",
     "ObjectWriter",
     "OssCheckpoint",
     "OssClient",
     "OssConfigError",
+    "OssDCPFileSystem",
     "OssError",
     "OssFormatError",
     "OssIterableDataset",
@@ -38,6 +52,8 @@ __all__ = [
     "OssObjectChangedError",
     "OssPermissionError",
     "OssSafetensor",
+    "OssStorageReader",
+    "OssStorageWriter",
     "OssTimeoutError",
     "__version__",
     "generate_tar_archive",
