@@ -24,6 +24,13 @@ from .safetensor import OssSafetensor
 from .tar_archive import generate_tar_archive
 from .writer import ObjectWriter
 
+try:
+    from .fsspec_oss import register as _register_fsspec
+except ImportError:  # no fsspec: dcp.save(checkpoint_id="oss://...") is not offered
+    pass
+else:
+    _register_fsspec()
+
 _LAZY = {"OssDCPFileSystem", "OssStorageReader", "OssStorageWriter"}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import alibabacloud_oss_v2 as oss
+import pytest
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
@@ -78,3 +79,40 @@ def test_dcp_save_on_two_ranks_load_resharded(
         dcp.load(whole, storage_reader=OssDCPFileSystem(**conn).reader(uri))
     assert torch.equal(whole["w"], FULL)  # one process reads both ranks' shards
     assert int(whole["step"]) == 7
+
+
+def checkpoint_id_rank(rank: int, port: int, uri: str) -> None:
+    """A rank that names the checkpoint by URI only: DCP finds our file system through fsspec,
+    configured from the environment."""
+    import osstorchconnector  # noqa: F401  (registers oss:// with fsspec)
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        half = FULL.shape[0] // WORLD
+        state = {f"rank{rank}": FULL[rank * half : (rank + 1) * half].clone()}
+        dcp.save(state, checkpoint_id=uri)
+        back = {f"rank{rank}": torch.zeros(half, FULL.shape[1])}
+        dcp.load(back, checkpoint_id=uri)
+        assert torch.equal(back[f"rank{rank}"], state[f"rank{rank}"])
+    finally:
+        dist.destroy_process_group()
+
+
+def test_checkpoint_id_uri_with_environment(
+    oss_server: OssServer, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OSS_ENDPOINT", oss_server.endpoint)
+    monkeypatch.setenv("OSS_REGION", oss_server.region)
+    monkeypatch.setenv("OSS_ACCESS_KEY_ID", oss_server.access_key_id)
+    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", oss_server.access_key_secret)
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore::UserWarning")  # torch: "fsync not supported"
+    uri = f"oss://{bucket}/by-uri"
+    mp.spawn(checkpoint_id_rank, args=(free_port(), uri), nprocs=WORLD, join=True)
+    assert oss_server.exists(bucket, "by-uri/.metadata")
+    whole = {"rank0": torch.zeros(32, 8), "rank1": torch.zeros(32, 8)}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*single process", category=UserWarning)
+        dcp.load(whole, checkpoint_id=uri)
+    assert torch.equal(torch.cat([whole["rank0"], whole["rank1"]]), FULL)
