@@ -22,7 +22,7 @@ from torch.distributed.checkpoint.filesystem import (
     FileSystemWriter,
 )
 
-from ._client import ClientFactory, CredentialsProvider, RangeFetcher
+from ._client import CredentialsProvider
 from ._core import parse_oss_uri
 from .checkpoint import connect, open_reader
 from .exceptions import OssNotFoundError
@@ -31,12 +31,39 @@ from .writer import ObjectWriter
 _SCHEME = "oss://"
 
 
-class _OssFiles(FileSystemBase):
-    """DCP's file system interface over objects; paths are ``oss://bucket/prefix`` strings."""
+class OssDCPFileSystem(FileSystemBase):
+    """Where DCP checkpoints live, as the official's: a ``FileSystemBase`` over objects (paths
+    are ``oss://bucket/prefix`` strings) with ``writer(path)`` and ``reader(path)`` for
+    ``dcp.save(state_dict, storage_writer=...)`` and ``dcp.load(state_dict,
+    storage_reader=...)``."""
 
-    def __init__(self, factory: ClientFactory, ranges: RangeFetcher) -> None:
-        self._factory = factory
-        self._ranges = ranges
+    def __init__(
+        self,
+        endpoint: str,
+        cred_path: str = "",
+        config_path: str = "",
+        cred_provider: CredentialsProvider | None = None,
+        region: str = "",
+        *,
+        path_style: bool | None = None,
+    ) -> None:
+        self._factory, self._ranges = connect(
+            "OssDCPFileSystem()",
+            endpoint,
+            cred_path,
+            config_path,
+            cred_provider,
+            region,
+            path_style,
+        )
+
+    def writer(self, path: str, **kwargs: Any) -> OssStorageWriter:
+        """A storage writer of the checkpoint at ``path`` (FileSystemWriter's keywords)."""
+        return OssStorageWriter(self, path, **kwargs)
+
+    def reader(self, path: str) -> OssStorageReader:
+        """A storage reader of the checkpoint at ``path``."""
+        return OssStorageReader(self, path)
 
     @contextlib.contextmanager
     def create_stream(self, path: str | os.PathLike[str], mode: str) -> Generator[Any, None, None]:
@@ -91,7 +118,7 @@ class OssStorageWriter(FileSystemWriter):
     (an object exists once its upload completes) and is ignored.
     """
 
-    def __init__(self, files: _OssFiles, path: str, **kwargs: Any) -> None:
+    def __init__(self, files: OssDCPFileSystem, path: str, **kwargs: Any) -> None:
         kwargs.pop("sync_files", None)
         super().__init__(path, sync_files=False, **kwargs)
         # torch annotates `fs` with its local FileSystem but calls only FileSystemBase methods
@@ -100,53 +127,18 @@ class OssStorageWriter(FileSystemWriter):
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
-        return _OssFiles.validate_checkpoint_id(checkpoint_id)
+        return OssDCPFileSystem.validate_checkpoint_id(checkpoint_id)
 
 
 class OssStorageReader(FileSystemReader):
     """torch's FileSystemReader reading objects by range (build it with
     :meth:`OssDCPFileSystem.reader`)."""
 
-    def __init__(self, files: _OssFiles, path: str) -> None:
+    def __init__(self, files: OssDCPFileSystem, path: str) -> None:
         super().__init__(path)
         self.fs = files  # type: ignore[assignment]  # (see OssStorageWriter)
         self.path = files.init_path(path)
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
-        return _OssFiles.validate_checkpoint_id(checkpoint_id)
-
-
-class OssDCPFileSystem:
-    """Where DCP checkpoints live: ``writer(path)`` and ``reader(path)`` for
-    ``dcp.save(state_dict, storage_writer=...)`` and ``dcp.load(state_dict, storage_reader=...)``
-    with ``path`` an ``oss://bucket/prefix`` URI."""
-
-    def __init__(
-        self,
-        endpoint: str,
-        cred_path: str = "",
-        config_path: str = "",
-        cred_provider: CredentialsProvider | None = None,
-        region: str = "",
-        *,
-        path_style: bool | None = None,
-    ) -> None:
-        factory, ranges = connect(
-            "OssDCPFileSystem()",
-            endpoint,
-            cred_path,
-            config_path,
-            cred_provider,
-            region,
-            path_style,
-        )
-        self._files = _OssFiles(factory, ranges)
-
-    def writer(self, path: str, **kwargs: Any) -> OssStorageWriter:
-        """A storage writer of the checkpoint at ``path`` (FileSystemWriter's keywords)."""
-        return OssStorageWriter(self._files, path, **kwargs)
-
-    def reader(self, path: str) -> OssStorageReader:
-        """A storage reader of the checkpoint at ``path``."""
-        return OssStorageReader(self._files, path)
+        return OssDCPFileSystem.validate_checkpoint_id(checkpoint_id)
