@@ -122,3 +122,43 @@ def test_checkpoint_id_uri_with_environment(
         warnings.filterwarnings("ignore", message=".*single process", category=UserWarning)
         dcp.load(whole, checkpoint_id=uri)
     assert torch.equal(torch.cat([whole["rank0"], whole["rank1"]]), FULL)
+
+
+def failing_rank(rank: int, port: int, conn: dict[str, Any], uri: str) -> None:
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        fs = OssDCPFileSystem(**conn)
+        dcp.save({f"rank{rank}": FULL.clone()}, storage_writer=fs.writer(uri))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_failed_save_never_looks_complete(
+    oss_server: OssServer, bucket: str, tmp_path: Path
+) -> None:
+    """Every data file's upload fails (after its retries): the save raises on the ranks, and
+    there is no .metadata, so nothing takes the checkpoint for complete."""
+    config = tmp_path / "config.json"
+    config.write_text('{"retryConfig": {"maxAttempts": 2}}')
+    conn = {
+        "endpoint": oss_server.endpoint,
+        "region": oss_server.region,
+        "cred_path": str(oss_server.write_cred_file(tmp_path / "cred.json")),
+        "config_path": str(config),
+    }
+    oss_server.set_faults(scope="put", bucket=bucket, keys_prefix="broken/", p_500=1.0)
+    try:
+        with pytest.raises((mp.ProcessRaisedException, mp.ProcessExitedException)):
+            mp.spawn(
+                failing_rank,
+                args=(free_port(), conn, f"oss://{bucket}/broken"),
+                nprocs=WORLD,
+                join=True,
+            )
+    finally:
+        oss_server.clear_faults()
+    assert not oss_server.exists(bucket, "broken/.metadata")
+    assert not oss_server.exists(bucket, "broken/.metadata.tmp")
+    assert oss_server.pending_uploads(bucket) == []
