@@ -14,6 +14,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 UNKNOWN_SIZE = -1
 
@@ -107,3 +108,24 @@ class Catalogue:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
+
+
+def listed(client: Any, bucket: str, prefix: str) -> Catalogue:
+    """Every object under ``prefix`` (one listing, page by page), with its size."""
+    catalogue = Catalogue()
+    token: str | None = None
+    while True:
+        page, token = client.list_page(bucket, prefix, token)
+        for key, size, _etag in page:
+            catalogue.append(bucket, key, size, "")
+        if token is None:
+            return catalogue
+
+
+def named(uris: Iterable[tuple[str, str]], parse: Any) -> Catalogue:
+    """The objects of ``(uri, label)`` pairs, sizes unknown; ``parse`` splits a URI."""
+    catalogue = Catalogue()
+    for uri, label in uris:
+        bucket, key = parse(uri)
+        catalogue.append(bucket, key, UNKNOWN_SIZE, label)
+    return catalogue

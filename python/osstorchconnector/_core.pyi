@@ -85,8 +85,10 @@ class Client:
     @property
     def log_path(self) -> str: ...
     def stream_prefix(
-        self, uri: str, *, shard_index: int = 0, shard_count: int = 1
-    ) -> ObjectStream: ...
+        self, uri: str, *, shard_index: int = 0, shard_count: int = 1, skip: int = 0
+    ) -> ObjectStream:
+        """Objects under the prefix; with a shard, every ``shard_count``-th from
+        ``shard_index``, the first ``skip`` of those passed over unfetched."""
     def stream_objects(
         self, items: Iterable[tuple[str, str] | tuple[str, str, int]]
     ) -> ObjectStream:

@@ -8,8 +8,11 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ._catalogue import Catalogue, listed, named
 from ._client import ClientFactory, ClientOptions, RangeFetcher, check_options
 from ._core import ObjectStream, parse_oss_uri
+from ._share import Pass
+from ._shuffle import Permutation
 from ._torch import IterableDatasetBase, RankShards
 from .data_object import DataObject
 from .exceptions import OssNotFoundError
@@ -42,7 +45,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
     def __init__(
         self,
         factory: ClientFactory,
-        open_objects: Callable[[ClientFactory, int, int], Iterator[DataObject]],
+        open_objects: Callable[[ClientFactory, Pass], Iterator[DataObject]],
         transform: Transform = identity,
         rank_sharding: bool = True,
     ) -> None:
@@ -50,7 +53,36 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         self._open = open_objects
         self._shards = RankShards(rank_sharding)
         self._transform = transform
+        self._epoch = 0
+        self._resume: dict[str, Any] | None = None  # a loaded state, for the next pass
+        self._position: dict[str, Any] = {}  # where the current pass is
         factory.get()  # validate endpoint, region, config and credentials now, not mid-epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next passes belong to: with ``shuffle=True`` the order is a function
+        of (seed, epoch, dataset). Call it before each epoch, as for ``DistributedSampler``
+        (with ``persistent_workers=True`` the workers keep the epoch they started with)."""
+        self._epoch = int(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this process's pass is: its epoch, its share (global worker index and count)
+        and how many objects it has yielded. torchdata's ``StatefulDataLoader`` calls it in
+        each worker; :meth:`load_state_dict` resumes from it without refetching anything."""
+        return dict(self._position) or {"epoch": self._epoch, "yielded": 0}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume: the next pass is the saved one's epoch, skipping the objects it yielded
+        (passed over unfetched). The share must be the same (same ranks and workers).
+
+        Raises:
+            ValueError: the state is not one of :meth:`state_dict`.
+        """
+        try:
+            epoch, yielded = int(state["epoch"]), int(state["yielded"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not an OssIterableDataset state: {state!r}") from e
+        self._epoch = epoch
+        self._resume = {"yielded": yielded, "share": state.get("share")}
 
     @classmethod
     def from_prefix(
@@ -60,6 +92,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         *,
         transform: Transform = identity,
         rank_sharding: bool = True,
+        shuffle: bool = False,
+        seed: int = 0,
         **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """Every object whose key starts with the prefix of ``oss_uri`` (``oss://bucket/prefix``).
@@ -70,6 +104,10 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             transform: applied to every DataObject; default returns ``obj.copy()``.
             rank_sharding: under torch.distributed, share the objects among ranks too (the
                 default); False: every rank reads every object.
+            shuffle: read in a seeded order, another each epoch (:meth:`set_epoch`): a global
+                permutation of the objects, the same on every rank layout. The prefix is then
+                listed once, here, into a compact catalogue (~70 bytes per object).
+            seed: the shuffle's seed.
             options: ``cred_path``, ``config_path``, ``cred_provider``, ``region``,
                 ``path_style`` (see :class:`~osstorchconnector._client.ClientOptions`).
 
@@ -77,8 +115,11 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             OssConfigError: the URI, endpoint, region, config or credentials are invalid.
             TypeError: an unknown keyword.
         """
-        parse_oss_uri(oss_uri)
+        bucket, prefix = parse_oss_uri(oss_uri)
         factory = _factory(endpoint, options, "from_prefix")
+        if shuffle:  # a global order needs the whole listing: taken once, here
+            shuffled = _ShuffledOpener(listed(factory.get(), bucket, prefix), seed)
+            return cls(factory, shuffled, transform, rank_sharding)
         return cls(factory, _PrefixOpener(oss_uri), transform, rank_sharding)
 
     @classmethod
@@ -89,6 +130,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         *,
         transform: Transform = identity,
         rank_sharding: bool = True,
+        shuffle: bool = False,
+        seed: int = 0,
         **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """The objects named by ``object_uris`` (a URI or an iterable of URIs), in order.
@@ -110,6 +153,9 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             for uri in uris:
                 parse_oss_uri(uri)
         factory = _factory(endpoint, options, "from_objects")
+        if shuffle:
+            catalogue = named(((uri, "") for uri in uris), parse_oss_uri)
+            return cls(factory, _ShuffledOpener(catalogue, seed), transform, rank_sharding)
         return cls(factory, _UriOpener(uris), transform, rank_sharding)
 
     @classmethod
@@ -122,6 +168,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         *,
         transform: Transform = identity,
         rank_sharding: bool = True,
+        shuffle: bool = False,
+        seed: int = 0,
         **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """The objects listed in a manifest file, in its order, with its labels.
@@ -152,6 +200,9 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
                 raise OssNotFoundError(f"manifest file {manifest_file_path} does not exist")
             manifest = _LocalManifest(manifest_file_path)
         opener = _ManifestOpener(manifest, manifest_parser, oss_base_uri)
+        if shuffle:
+            catalogue = named(opener.entries(Pass(0, 1)), parse_oss_uri)
+            return cls(factory, _ShuffledOpener(catalogue, seed), transform, rank_sharding)
         return cls(factory, opener, transform, rank_sharding)
 
     @classmethod
@@ -200,8 +251,22 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[Any]:
         index, count = self._shards.current()
+        resume, self._resume = self._resume, None
+        skip = 0
+        if resume is not None:
+            share = resume.get("share")
+            if share is not None and list(share) != [index, count]:
+                raise ValueError(
+                    f"cannot resume: the state is of global worker {share[0]} of {share[1]}, "
+                    f"this is worker {index} of {count} (same ranks and workers needed)"
+                )
+            skip = int(resume["yielded"])
+        position: dict[str, Any] = {"epoch": self._epoch, "share": [index, count], "yielded": skip}
+        self._position = position
         transform = self._transform
-        for obj in self._open(self._factory, index, count):
+        for obj in self._open(self._factory, Pass(index, count, skip, self._epoch)):
+            position["yielded"] += 1  # counted before the consumer has it: a state taken then
+            # (as StatefulDataLoader takes it, after a batch) marks it as had
             yield transform(obj)
 
 
@@ -238,8 +303,10 @@ class _PrefixOpener:
     def __init__(self, oss_uri: str) -> None:
         self.oss_uri = oss_uri
 
-    def __call__(self, factory: ClientFactory, index: int, count: int) -> Iterator[DataObject]:
-        stream = factory.get().stream_prefix(self.oss_uri, shard_index=index, shard_count=count)
+    def __call__(self, factory: ClientFactory, share: Pass) -> Iterator[DataObject]:
+        stream = factory.get().stream_prefix(
+            self.oss_uri, shard_index=share.index, shard_count=share.count, skip=share.skip
+        )
         return streamed_objects(factory, stream)
 
 
@@ -249,8 +316,8 @@ class _UriOpener:
     def __init__(self, uris: Iterable[str]) -> None:
         self.uris = uris
 
-    def __call__(self, factory: ClientFactory, index: int, count: int) -> Iterator[DataObject]:
-        mine = itertools.islice(self.uris, index, None, count)
+    def __call__(self, factory: ClientFactory, share: Pass) -> Iterator[DataObject]:
+        mine = itertools.islice(self.uris, share.first, None, share.count)
         return streamed_objects(factory, factory.get().stream_objects((uri, "") for uri in mine))
 
 
@@ -291,10 +358,28 @@ class _ManifestOpener:
         self.parser = parser
         self.base_uri = base_uri
 
-    def __call__(self, factory: ClientFactory, index: int, count: int) -> Iterator[DataObject]:
-        return streamed_objects(factory, factory.get().stream_objects(self._entries(index, count)))
+    def __call__(self, factory: ClientFactory, share: Pass) -> Iterator[DataObject]:
+        return streamed_objects(factory, factory.get().stream_objects(self.entries(share)))
 
-    def _entries(self, index: int, count: int) -> Iterator[tuple[str, str]]:
+    def entries(self, share: Pass) -> Iterator[tuple[str, str]]:
         with self.manifest.open() as reader:
             entries = manifest_entries(reader, self.manifest.name, self.parser, self.base_uri)
-            yield from itertools.islice(entries, index, None, count)
+            yield from itertools.islice(entries, share.first, None, share.count)
+
+
+class _ShuffledOpener:
+    """This worker's share of a catalogue in the epoch's seeded order: position ``p`` of the
+    order is ``catalogue[Permutation(n, seed, epoch)(p)]``, and position ``p`` goes to global
+    worker ``p % count``. A global permutation: every object once per epoch over ranks x
+    workers, whatever the layout; memory is the catalogue's (built when the dataset was)."""
+
+    def __init__(self, catalogue: Catalogue, seed: int) -> None:
+        self.catalogue = catalogue
+        self.seed = seed
+
+    def __call__(self, factory: ClientFactory, share: Pass) -> Iterator[DataObject]:
+        n = len(self.catalogue)
+        order = Permutation(n, self.seed, share.epoch)
+        entries = (self.catalogue[order(p)] for p in range(share.first, n, share.count))
+        requests = ((e.uri, e.label, e.size) for e in entries)
+        return streamed_objects(factory, factory.get().stream_objects(requests))

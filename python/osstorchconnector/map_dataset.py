@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._catalogue import UNKNOWN_SIZE, Catalogue
+from ._catalogue import UNKNOWN_SIZE, Catalogue, listed
 from ._client import ClientFactory, ClientOptions, check_options
 from ._core import parse_oss_uri
 from ._torch import MapDatasetBase
@@ -66,7 +66,7 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
         """
         bucket, prefix = parse_oss_uri(oss_uri)
         factory = _factory(endpoint, options, "from_prefix")
-        return cls(factory, _list(factory, bucket, prefix), transform)
+        return cls(factory, listed(factory.get(), bucket, prefix), transform)
 
     @classmethod
     def from_objects(
@@ -205,18 +205,6 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
 def _factory(endpoint: str, options: ClientOptions, where: str) -> ClientFactory:
     check_options(dict(options), f"OssMapDataset.{where}()")
     return ClientFactory(endpoint, **options)
-
-
-def _list(factory: ClientFactory, bucket: str, prefix: str) -> Catalogue:
-    client = factory.get()
-    catalogue = Catalogue()
-    token: str | None = None
-    while True:
-        page, token = client.list_page(bucket, prefix, token)
-        for key, size, _etag in page:
-            catalogue.append(bucket, key, size, "")
-        if token is None:
-            return catalogue
 
 
 class _Source(Protocol):

@@ -12,6 +12,7 @@ from typing import Any
 from ._body import Body, SliceBody
 from ._client import ClientFactory
 from ._core import RangeStream, parse_oss_uri
+from ._share import Pass
 from ._tar_format import parse_member
 from ._tar_index import decode_index
 from .data_object import DataObject
@@ -169,11 +170,17 @@ class TarOpener:
         self.seed = seed
         self.passes = 0  # in this process: tells epochs of persistent workers apart
 
-    def __call__(self, factory: ClientFactory, index: int, count: int) -> Iterator[DataObject]:
+    def __call__(self, factory: ClientFactory, share: Pass) -> Iterator[DataObject]:
         n = len(self.archive)
+        index, count = share.index, share.count
         if not self.shuffle:
             first, last = contiguous_share(n, index, count)
-            return self._read([(first, last)], factory, concurrency=0)
+            return self._read([(min(first + share.skip, last), last)], factory, concurrency=0)
+        if share.skip:
+            raise ValueError(
+                f"{self.archive.uri}: resuming a shuffled tar pass is not supported (its "
+                "chunks are mixed at random); resume unshuffled or from an epoch's start"
+            )
         seed = epoch_seed(self.seed, self.passes)
         self.passes += 1
         mine = shuffled_chunks(n, self.chunk_size, seed)[index::count]

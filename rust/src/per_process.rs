@@ -9,6 +9,8 @@
 //! dropping a runtime would join threads that do not exist here, and closing a pooled socket
 //! would close it under the parent.
 
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 
 /// One `T` per process, made on first use in each.
@@ -66,6 +68,56 @@ impl<T> PerProcess<T> {
     }
 }
 
+impl<T> Drop for PerProcess<T> {
+    /// An inherited value is leaked here too: a forked child dropping its copy of a parent's
+    /// object (say a `Client` it replaces) must not drop the parent's HTTP client, whose
+    /// connections would wake tasks on the parent's runtime, whose locks a parent thread may
+    /// have held at the fork: the child would hang.
+    fn drop(&mut self) {
+        drop(self.lock_own());
+    }
+}
+
+/// A value that only the process that made it may drop (the Python objects that hold
+/// streams, uploads and clients): in a forked child, which inherits such objects and drops
+/// them as its Python code lets go of them, it is leaked instead (see [`PerProcess`]).
+#[derive(Debug)]
+pub(crate) struct ProcessBound<T> {
+    owner: u32,
+    value: ManuallyDrop<T>,
+}
+
+impl<T> ProcessBound<T> {
+    pub(crate) fn new(value: T) -> Self {
+        ProcessBound {
+            owner: std::process::id(),
+            value: ManuallyDrop::new(value),
+        }
+    }
+}
+
+impl<T> Deref for ProcessBound<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> DerefMut for ProcessBound<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+impl<T> Drop for ProcessBound<T> {
+    fn drop(&mut self) {
+        if self.owner == std::process::id() {
+            // SAFETY: dropped once, here, and never used again (this is its owner's drop).
+            unsafe { ManuallyDrop::drop(&mut self.value) }
+        }
+    }
+}
+
 impl<T: Clone> PerProcess<T> {
     /// A clone of the calling process's value, made by `make` on first use in this process.
     ///
@@ -117,6 +169,23 @@ mod tests {
             drops.load(Ordering::SeqCst),
             0,
             "the parent's value is never dropped"
+        );
+
+        // Dropped in a process that did not make it: still leaked.
+        let foreign: PerProcess<Tracked> = PerProcess::new();
+        *foreign.slot.lock().unwrap() = Some((std::process::id() + 1, Tracked(drops.clone())));
+        drop(foreign);
+        let bound = ProcessBound {
+            owner: std::process::id() + 1,
+            value: ManuallyDrop::new(Tracked(drops.clone())),
+        };
+        drop(bound);
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "nor in their drops");
+        drop(ProcessBound::new(Tracked(drops.clone())));
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "the owner's value is dropped"
         );
 
         // A failed make leaves the slot empty, and the next call tries again.

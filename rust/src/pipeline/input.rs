@@ -35,12 +35,18 @@ pub(crate) struct Shard {
     pub(crate) index: usize,
     /// Number of shards.
     pub(crate) count: usize,
+    /// Objects of this share passed over unfetched: those a resumed epoch has already had.
+    pub(crate) skip: usize,
 }
 
 impl Shard {
     /// Everything.
     #[cfg(test)]
-    pub(crate) const ALL: Shard = Shard { index: 0, count: 1 };
+    pub(crate) const ALL: Shard = Shard {
+        index: 0,
+        count: 1,
+        skip: 0,
+    };
 
     fn owns(&self, position: usize) -> bool {
         position % self.count.max(1) == self.index
@@ -183,6 +189,7 @@ async fn list_into(
     tx: mpsc::Sender<Vec<Queued>>,
 ) {
     let mut position = 0usize;
+    let mut to_skip = shard.skip;
     loop {
         let page = match lister.next_page(&client).await {
             Ok(Some(page)) => page,
@@ -198,6 +205,10 @@ async fn list_into(
             let owned = shard.owns(position);
             position += 1;
             if !owned {
+                continue;
+            }
+            if to_skip > 0 {
+                to_skip -= 1;
                 continue;
             }
             let request = ObjectRequest {
@@ -221,7 +232,13 @@ mod tests {
 
     #[test]
     fn shards_partition_positions() {
-        let shards: Vec<Shard> = (0..3).map(|index| Shard { index, count: 3 }).collect();
+        let shards: Vec<Shard> = (0..3)
+            .map(|index| Shard {
+                index,
+                count: 3,
+                skip: 0,
+            })
+            .collect();
         for position in 0..100 {
             let owners = shards.iter().filter(|s| s.owns(position)).count();
             assert_eq!(owners, 1, "position {position}");

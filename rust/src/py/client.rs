@@ -15,6 +15,7 @@ use crate::memory::chunks::Chunks;
 use crate::ops::get::{GetRequest, Sink};
 use crate::ops::list::Lister;
 use crate::ops::range::ByteRange;
+use crate::per_process::ProcessBound;
 use crate::pipeline::ranges::RangeStream;
 use crate::pipeline::span_read::{read_span_into, Span, SpanPlan};
 use crate::pipeline::{ObjectStream, Shard};
@@ -28,7 +29,7 @@ type ListPage = (Vec<(String, u64, String)>, Option<String>);
 /// Endpoint, region, credentials and configuration, validated when built.
 #[pyclass(frozen, name = "Client", module = "osstorchconnector._core")]
 pub(crate) struct PyClient {
-    session: Session,
+    session: ProcessBound<Session>,
 }
 
 impl PyClient {
@@ -74,7 +75,7 @@ impl PyClient {
             builder = builder.with_provider(Box::new(PyCredentialProvider::new(p)?));
         }
         Ok(PyClient {
-            session: builder.build()?,
+            session: ProcessBound::new(builder.build()?),
         })
     }
 
@@ -121,13 +122,15 @@ impl PyClient {
     }
 
     /// Streams the objects under `oss://bucket/prefix`; with a shard, only every
-    /// `shard_count`-th object starting at `shard_index`.
-    #[pyo3(signature = (uri, *, shard_index=0, shard_count=1))]
+    /// `shard_count`-th object starting at `shard_index`, the first `skip` of them passed
+    /// over without being fetched (a resumed epoch).
+    #[pyo3(signature = (uri, *, shard_index=0, shard_count=1, skip=0))]
     fn stream_prefix(
         &self,
         uri: &str,
         shard_index: usize,
         shard_count: usize,
+        skip: usize,
     ) -> PyResult<PyObjectStream> {
         let parsed = OssUri::parse(uri)?;
         if shard_count == 0 || shard_index >= shard_count {
@@ -147,6 +150,7 @@ impl PyClient {
             Shard {
                 index: shard_index,
                 count: shard_count,
+                skip,
             },
         );
         Ok(PyObjectStream::new(stream, runtime, None))

@@ -15,6 +15,7 @@ use super::fill::fill_buffer;
 use super::wait::wait;
 use crate::memory::chunks::Chunks;
 use crate::memory::lent::{Lent, Owner};
+use crate::per_process::ProcessBound;
 use crate::pipeline::{ObjectRequest, ObjectStream};
 use crate::protocol::uri::OssUri;
 
@@ -83,8 +84,8 @@ fn first_part(py: Python<'_>, body: Chunks) -> PyResult<Py<PyAny>> {
 /// Iterator over [`StreamedObject`]s in input order.
 #[pyclass(name = "ObjectStream", module = "osstorchconnector._core")]
 pub(crate) struct PyObjectStream {
-    stream: Arc<Mutex<ObjectStream>>,
-    runtime: Arc<Runtime>,
+    stream: ProcessBound<Arc<Mutex<ObjectStream>>>,
+    runtime: ProcessBound<Arc<Runtime>>,
     /// Python iterator of `(uri, label)` still to be queued; `None` once exhausted.
     source: Option<Py<PyIterator>>,
     /// Whether the first object was asked for.
@@ -98,8 +99,8 @@ impl PyObjectStream {
         source: Option<Py<PyIterator>>,
     ) -> Self {
         PyObjectStream {
-            stream: Arc::new(Mutex::new(stream)),
-            runtime,
+            stream: ProcessBound::new(Arc::new(Mutex::new(stream))),
+            runtime: ProcessBound::new(runtime),
             source,
             started: false,
         }
@@ -182,8 +183,8 @@ impl PyObjectStream {
         let rest = more
             .then(|| {
                 let reader = PartReader {
-                    stream: shared.clone(),
-                    runtime: runtime.clone(),
+                    stream: ProcessBound::new(shared.clone()),
+                    runtime: ProcessBound::new(runtime.clone()),
                     seq: start.seq,
                 };
                 Py::new(py, reader)
@@ -204,8 +205,8 @@ impl PyObjectStream {
 /// The remaining parts of one large object, while its stream has not moved past it.
 #[pyclass(frozen, module = "osstorchconnector._core")]
 pub(crate) struct PartReader {
-    stream: Arc<Mutex<ObjectStream>>,
-    runtime: Arc<Runtime>,
+    stream: ProcessBound<Arc<Mutex<ObjectStream>>>,
+    runtime: ProcessBound<Arc<Runtime>>,
     seq: u64,
 }
 

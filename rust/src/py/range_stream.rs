@@ -6,19 +6,23 @@ use tokio::runtime::Runtime;
 
 use super::body::PyBody;
 use super::wait::wait;
+use crate::per_process::ProcessBound;
 use crate::pipeline::ranges::RangeStream;
 
 /// Ranges of one object fetched ahead; iterating yields each range's bytes in order.
 #[pyclass(name = "RangeStream", module = "osstorchconnector._core")]
 pub(crate) struct PyRangeStream {
-    stream: RangeStream,
-    runtime: Arc<Runtime>,
+    stream: ProcessBound<RangeStream>,
+    runtime: ProcessBound<Arc<Runtime>>,
 }
 
 impl PyRangeStream {
     pub(crate) fn new(mut stream: RangeStream, runtime: Arc<Runtime>) -> Self {
         stream.start_more(); // the first fetches run while Python does other work
-        PyRangeStream { stream, runtime }
+        PyRangeStream {
+            stream: ProcessBound::new(stream),
+            runtime: ProcessBound::new(runtime),
+        }
     }
 }
 

@@ -9,14 +9,15 @@ use tokio::runtime::Runtime;
 use tokio::sync::Mutex;
 
 use super::wait::wait;
+use crate::per_process::ProcessBound;
 use crate::upload::Upload;
 
 /// Bytes written in order become the object when `close()` completes; `abort()` (or any
 /// failure) leaves the old object as it was.
 #[pyclass(frozen, name = "Upload", module = "osstorchconnector._core")]
 pub(crate) struct PyUpload {
-    upload: Arc<Mutex<Upload>>,
-    runtime: Arc<Runtime>,
+    upload: ProcessBound<Arc<Mutex<Upload>>>,
+    runtime: ProcessBound<Arc<Runtime>>,
     uri: String,
 }
 
@@ -24,8 +25,8 @@ impl PyUpload {
     pub(crate) fn new(upload: Upload, runtime: Arc<Runtime>) -> Self {
         PyUpload {
             uri: upload.target().to_string(),
-            upload: Arc::new(Mutex::new(upload)),
-            runtime,
+            upload: ProcessBound::new(Arc::new(Mutex::new(upload))),
+            runtime: ProcessBound::new(runtime),
         }
     }
 }
