@@ -216,6 +216,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         shuffle: bool = False,
         shuffle_chunk_size: int = 1000,
         rank_sharding: bool = True,
+        seed: int | None = None,
         **options: Unpack[ClientOptions],
     ) -> OssIterableDataset:
         """Every regular member of a tar archive, located through its index file (the
@@ -226,7 +227,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         GETs, many at once. With ``shuffle``, chunks of ``shuffle_chunk_size`` members are
         dealt to the workers in a seeded order, new each epoch (from torch's generator:
         ``torch.manual_seed`` makes it repeatable), and each worker reads a few chunks at once
-        and mixes their members. Every member is yielded exactly once per epoch.
+        and mixes their members. Every member is yielded exactly once per epoch. With
+        ``seed`` the order is a function of (seed, :meth:`set_epoch`'s epoch) alone.
 
         Raises:
             OssConfigError: a URI or an option is invalid.
@@ -235,7 +237,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         """
         factory = _factory(endpoint, options, "from_tar")
         archive = TarArchive(factory, tar_uri, tar_index_uri)
-        opener = TarOpener(archive, shuffle, shuffle_chunk_size)
+        opener = TarOpener(archive, shuffle, shuffle_chunk_size, seed)
         return cls(factory, opener, transform, rank_sharding)
 
     def shuffle(self, generator: Any = None) -> None:
@@ -246,7 +248,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         import torch
 
         seed = torch.empty((), dtype=torch.int64).random_(generator=generator)
-        self._open.seed = int(seed.item())
+        self._open.drawn = int(seed.item())
         self._open.shuffle = True
 
     def __iter__(self) -> Iterator[Any]:

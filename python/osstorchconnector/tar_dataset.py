@@ -168,6 +168,7 @@ class TarOpener:
         self.shuffle = shuffle
         self.chunk_size = chunk_size
         self.seed = seed
+        self.drawn: int | None = None  # from shuffle(generator)
         self.passes = 0  # in this process: tells epochs of persistent workers apart
 
     def __call__(self, factory: ClientFactory, share: Pass) -> Iterator[DataObject]:
@@ -181,7 +182,10 @@ class TarOpener:
                 f"{self.archive.uri}: resuming a shuffled tar pass is not supported (its "
                 "chunks are mixed at random); resume unshuffled or from an epoch's start"
             )
-        seed = epoch_seed(self.seed, self.passes)
+        if self.seed is not None:  # given to the factory: a function of (seed, epoch) alone
+            seed = self.seed * 1_000_003 + share.epoch
+        else:
+            seed = epoch_seed(self.drawn, self.passes)
         self.passes += 1
         mine = shuffled_chunks(n, self.chunk_size, seed)[index::count]
         return self._shuffled(mine, factory, random.Random(seed * 31 + index))

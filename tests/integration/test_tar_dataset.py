@@ -281,3 +281,26 @@ def test_generate_tar_archive_failure_leaves_no_object(
     assert oss_server.get(bucket, "out/keep.tar") == b"the previous archive"
     assert not oss_server.exists(bucket, "out/keep.tar.idx")
     assert oss_server.pending_uploads(bucket) == []
+
+
+def test_tar_shuffle_with_a_seed_follows_set_epoch(
+    oss_server: OssServer, bucket: str, tmp_path: Path, opts: dict[str, Any]
+) -> None:
+    tar_bytes, members = make_tar(tarfile.GNU_FORMAT, 120)
+    uris = upload_tar(oss_server, bucket, tmp_path, tar_bytes)
+
+    def epoch(ds: Any) -> list[str]:
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+        return [k for k, _, _ in loader]
+
+    def make() -> OssIterableDataset:
+        return OssIterableDataset.from_tar(
+            *uris, transform=by_key, shuffle=True, shuffle_chunk_size=10, seed=5, **opts
+        )
+
+    first = epoch(make())
+    assert sorted(first) == sorted(k for k, _ in members) and first != [k for k, _ in members]
+    assert epoch(make()) == first  # a function of the seed: torch's generator plays no part
+    ds = make()
+    ds.set_epoch(1)
+    assert epoch(ds) != first
