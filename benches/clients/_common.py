@@ -120,6 +120,36 @@ def time_loader(
     return _result(objects, total, seconds, complete, baseline, cpu0)
 
 
+def time_oss_datasets(args: argparse.Namespace) -> dict[str, Any]:
+    """The connector API shared by ours and the official (same import name, each run in its
+    own venv): OssIterableDataset in modes single and loader, OssMapDataset in mode map, from
+    the prefix or, with ``--tar``, from the archive and its index (KEY.idx)."""
+    from osstorchconnector import OssIterableDataset, OssMapDataset
+
+    cls = OssMapDataset if args.mode == "map" else OssIterableDataset
+    conn = {
+        "endpoint": args.endpoint,
+        "cred_path": args.cred_path,
+        "config_path": args.config_path,
+        "region": args.region,
+    }
+
+    def make(**kw: Any) -> Any:
+        if args.tar:
+            tar = f"oss://{args.bucket}/{args.tar}"
+            return cls.from_tar(tar, tar + ".idx", **conn, **kw)
+        return cls.from_prefix(f"oss://{args.bucket}/{args.prefix}", **conn, **kw)
+
+    if args.mode == "map":
+        # the official's DataObjects do not pickle: the transform returns the length
+        dataset = make(transform=nbytes)
+        return time_loader(dataset, args.workers, args.batch_size, args.max_seconds, shuffle=True)
+    if args.mode == "single":
+        # default transform, as users write it
+        return time_single(make(), args.max_seconds, args.warm_epochs)
+    return time_loader(make(transform=nbytes), args.workers, args.batch_size, args.max_seconds)
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and its reaped children so far (user + system)."""
     me = resource.getrusage(resource.RUSAGE_SELF)

@@ -191,15 +191,8 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         if oss_base_uri:
             parse_oss_uri(oss_base_uri)
         factory = _factory(endpoint, options, "from_manifest_file")
-        manifest: _LocalManifest | _FetchedManifest
-        if manifest_file_path.startswith("oss://"):
-            body = factory.get().get_object(manifest_file_path).read()
-            manifest = _FetchedManifest(manifest_file_path, body)
-        else:
-            if not os.path.isfile(manifest_file_path):
-                raise OssNotFoundError(f"manifest file {manifest_file_path} does not exist")
-            manifest = _LocalManifest(manifest_file_path)
-        opener = _ManifestOpener(manifest, manifest_parser, oss_base_uri)
+        manifest = open_manifest(factory, manifest_file_path)
+        opener = ManifestOpener(manifest, manifest_parser, oss_base_uri)
         if shuffle:
             catalogue = named(opener.entries(Pass(0, 1)), parse_oss_uri)
             return cls(factory, _ShuffledOpener(catalogue, seed), transform, rank_sharding)
@@ -346,7 +339,21 @@ class _FetchedManifest:
         return reader
 
 
-class _ManifestOpener:
+def open_manifest(factory: ClientFactory, path: str) -> _LocalManifest | _FetchedManifest:
+    """A manifest to parse: a local file (read at every pass) or an ``oss://`` object
+    (downloaded once, now).
+
+    Raises:
+        OssNotFoundError: it does not exist.
+    """
+    if path.startswith("oss://"):
+        return _FetchedManifest(path, factory.get().get_object(path).read())
+    if not os.path.isfile(path):
+        raise OssNotFoundError(f"manifest file {path} does not exist")
+    return _LocalManifest(path)
+
+
+class ManifestOpener:
     """Opens this worker's share of a manifest's entries: entry ``i`` goes to worker
     ``i % count``."""
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import io
 import itertools
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._catalogue import UNKNOWN_SIZE, Catalogue, listed
+from ._catalogue import Catalogue, listed, named
 from ._client import ClientFactory, ClientOptions, check_options
 from ._core import parse_oss_uri
+from ._share import Pass
 from ._torch import MapDatasetBase
 from .data_object import DataObject
-from .exceptions import OssNotFoundError
-from .iterable_dataset import Transform, identity, streamed_objects
-from .manifest import ManifestParser, manifest_entries
+from .iterable_dataset import (
+    ManifestOpener,
+    Transform,
+    identity,
+    open_manifest,
+    streamed_objects,
+)
+from .manifest import ManifestParser
 from .tar_dataset import RUN_BYTES, TarArchive
 
 if TYPE_CHECKING:
@@ -86,10 +90,7 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
             ValueError: no URI given.
         """
         uris = (object_uris,) if isinstance(object_uris, str) else object_uris
-        catalogue = Catalogue()
-        for uri in uris:
-            bucket, key = parse_oss_uri(uri)
-            catalogue.append(bucket, key, UNKNOWN_SIZE, "")
+        catalogue = named(((uri, "") for uri in uris), parse_oss_uri)
         if not len(catalogue):
             raise ValueError("OssMapDataset.from_objects(): object_uris is empty")
         factory = _factory(endpoint, options, "from_objects")
@@ -117,21 +118,9 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
         if oss_base_uri:
             parse_oss_uri(oss_base_uri)
         factory = _factory(endpoint, options, "from_manifest_file")
-        if manifest_file_path.startswith("oss://"):
-            body = factory.get().get_object(manifest_file_path).read()
-            reader: Any = io.BytesIO(body)
-        else:
-            if not os.path.isfile(manifest_file_path):
-                raise OssNotFoundError(f"manifest file {manifest_file_path} does not exist")
-            reader = open(manifest_file_path, "rb")  # noqa: SIM115 (closed below)
-        catalogue = Catalogue()
-        with reader:
-            for uri, label in manifest_entries(
-                reader, manifest_file_path, manifest_parser, oss_base_uri
-            ):
-                bucket, key = parse_oss_uri(uri)
-                catalogue.append(bucket, key, UNKNOWN_SIZE, label)
-        return cls(factory, catalogue, transform)
+        manifest = open_manifest(factory, manifest_file_path)
+        entries = ManifestOpener(manifest, manifest_parser, oss_base_uri).entries(Pass(0, 1))
+        return cls(factory, named(entries, parse_oss_uri), transform)
 
     @classmethod
     def from_tar(

@@ -116,3 +116,17 @@ def test_writing_needs_an_endpoint(tmp_path: Path, tree: dict[str, bytes]) -> No
     ):
         writer.write(b"data")
     assert not Path("/tmp/x/y.bin").exists()
+
+
+def test_a_file_rewritten_while_read_is_a_changed_object(tmp_path: Path) -> None:
+    from osstorchconnector import OssClient, OssObjectChangedError
+
+    path = tmp_path / "data" / "f.bin"
+    path.parent.mkdir()
+    path.write_bytes(b"a" * (20 << 20))  # larger than what a read fetches ahead
+    reader = OssClient("").get_object("tmp", str(path.relative_to("/tmp")))
+    assert reader.read(10) == b"a" * 10
+    os.utime(path, ns=(1, 1))  # another version: modification time changed
+    with pytest.raises(OssObjectChangedError):
+        reader.seek(19 << 20)
+        reader.read(10)
