@@ -12,8 +12,9 @@ from ._catalogue import Catalogue, listed, named
 from ._client import ClientFactory, ClientOptions, RangeFetcher, check_options
 from ._core import ObjectStream, parse_oss_uri
 from ._share import Pass
+from ._shared_listing import SharedListing
 from ._shuffle import Permutation
-from ._torch import IterableDatasetBase, RankShards
+from ._torch import IterableDatasetBase, RankShards, worker_shard
 from .data_object import DataObject
 from .exceptions import OssNotFoundError
 from .manifest import ManifestParser, manifest_entries
@@ -293,15 +294,26 @@ def _factory(endpoint: str, options: ClientOptions, where: str) -> ClientFactory
 
 class _PrefixOpener:
     """Opens this worker's share of a listing (a class, not a closure, so it pickles for
-    DataLoader workers started with spawn)."""
+    DataLoader workers started with spawn). Alone in its process, a worker lists in Rust as
+    it streams; the DataLoader workers of a process share one listing per pass instead
+    (``_shared_listing``), so a rank lists its prefix once per epoch."""
 
     def __init__(self, oss_uri: str) -> None:
         self.oss_uri = oss_uri
+        self.listing = SharedListing()
 
     def __call__(self, factory: ClientFactory, share: Pass) -> Iterator[DataObject]:
-        stream = factory.get().stream_prefix(
-            self.oss_uri, shard_index=share.index, shard_count=share.count, skip=share.skip
-        )
+        client = factory.get()
+        if worker_shard()[1] <= 1:
+            stream = client.stream_prefix(
+                self.oss_uri, shard_index=share.index, shard_count=share.count, skip=share.skip
+            )
+        else:
+            bucket, prefix = parse_oss_uri(self.oss_uri)
+            listed = self.listing.entries(
+                client, bucket, prefix, share.epoch, share.first, share.count
+            )
+            stream = client.stream_objects(listed)
         return streamed_objects(factory, stream)
 
 

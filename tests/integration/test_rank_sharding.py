@@ -93,8 +93,11 @@ def test_two_ranks_two_workers_read_each_object_once(
         "uri": f"oss://{bucket}/d/",
         "uris": [f"oss://{bucket}/{k}" for k in keys],
     }
+    oss_server.reset_stats()
     per_rank = run_ranks(spec, tmp_path)
     assert Counter(k for r in per_rank for k in r) == Counter(keys)  # once over the job
+    if kind == "prefix":  # one listing (one page) per rank, whatever the number of workers
+        assert oss_server.stats()["operations"]["ListObjectsV2"]["requests"] == WORLD
     assert all(per_rank)  # both ranks read a share
     # object i goes to global worker i % 4, rank-major: rank 0 holds workers 0 and 1
     assert set(per_rank[0]) == {k for i, k in enumerate(keys) if i % 4 in (0, 1)}
