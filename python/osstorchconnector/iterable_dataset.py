@@ -83,7 +83,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not an OssIterableDataset state: {state!r}") from e
         self._epoch = epoch
-        self._resume = {"yielded": yielded, "share": state.get("share")}
+        self._resume = {"yielded": yielded, "share": state.get("share"), "seed": state.get("seed")}
 
     @classmethod
     def from_prefix(
@@ -257,10 +257,15 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
                     f"this is worker {index} of {count} (same ranks and workers needed)"
                 )
             skip = int(resume["yielded"])
+        seed = resume.get("seed") if resume is not None else None
+        if seed is None and hasattr(self._open, "pass_seed"):  # an order drawn per pass
+            seed = self._open.pass_seed(self._epoch)
         position: dict[str, Any] = {"epoch": self._epoch, "share": [index, count], "yielded": skip}
+        if seed is not None:
+            position["seed"] = seed  # a resumed pass needs the same order
         self._position = position
         transform = self._transform
-        for obj in self._open(self._factory, Pass(index, count, skip, self._epoch)):
+        for obj in self._open(self._factory, Pass(index, count, skip, self._epoch, seed)):
             position["yielded"] += 1  # counted before the consumer has it: a state taken then
             # (as StatefulDataLoader takes it, after a batch) marks it as had
             yield transform(obj)

@@ -4,7 +4,6 @@ file (the official connector's format, :mod:`._tar_index`)."""
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -122,10 +121,11 @@ def shuffled_chunks(count: int, chunk_size: int, seed: int) -> list[tuple[int, i
     return chunks
 
 
-def interleave(streams: Iterator[Iterator[Any]], width: int, rng: random.Random) -> Iterator[Any]:
-    """Items of every stream, each stream's in its order, ``width`` streams open at once and the
-    next item taken from one of them at random; a finished stream is replaced by the next."""
-    live = list(itertools.islice(streams, width))
+def interleave(
+    live: list[Iterator[Any]], streams: Iterator[Iterator[Any]], rng: random.Random
+) -> Iterator[Any]:
+    """Items of every stream, each stream's in its order: the next item is taken from one of
+    the ``live`` streams at random, and a finished one is replaced by the next of ``streams``."""
     while live:
         pick = rng.randrange(len(live))
         try:
@@ -136,6 +136,29 @@ def interleave(streams: Iterator[Iterator[Any]], width: int, rng: random.Random)
                 live.pop(pick)
             else:
                 live[pick] = following
+
+
+def replay_interleave(
+    sizes: list[int], width: int, rng: random.Random, skip: int
+) -> tuple[list[tuple[int, int]], int]:
+    """Where :func:`interleave` over streams of these sizes, ``width`` of them live at once, is
+    after yielding ``skip`` items,
+    found without reading them: the open streams as ``(stream, items taken)`` and how many
+    streams were opened; ``rng`` is left as :func:`interleave` would leave it."""
+    live = [[i, 0] for i in range(min(width, len(sizes)))]
+    opened = len(live)
+    while skip and live:
+        pick = rng.randrange(len(live))
+        stream, taken = live[pick]
+        if taken < sizes[stream]:
+            live[pick][1] += 1
+            skip -= 1
+        elif opened < len(sizes):
+            live[pick] = [opened, 0]
+            opened += 1
+        else:
+            live.pop(pick)
+    return [(stream, taken) for stream, taken in live], opened
 
 
 def epoch_seed(explicit: int | None, counter: int) -> int:
@@ -177,18 +200,20 @@ class TarOpener:
         if not self.shuffle:
             first, last = contiguous_share(n, index, count)
             return self._read([(min(first + share.skip, last), last)], factory, concurrency=0)
-        if share.skip:
-            raise ValueError(
-                f"{self.archive.uri}: resuming a shuffled tar pass is not supported (its "
-                "chunks are mixed at random); resume unshuffled or from an epoch's start"
-            )
-        if self.seed is not None:  # given to the factory: a function of (seed, epoch) alone
-            seed = self.seed * 1_000_003 + share.epoch
-        else:
-            seed = epoch_seed(self.drawn, self.passes)
-        self.passes += 1
+        seed = share.seed if share.seed is not None else self.pass_seed(share.epoch)
         mine = shuffled_chunks(n, self.chunk_size, seed)[index::count]
-        return self._shuffled(mine, factory, random.Random(seed * 31 + index))
+        return self._shuffled(mine, factory, random.Random(seed * 31 + index), share.skip)
+
+    def pass_seed(self, epoch: int) -> int | None:
+        """The seed of the pass about to start (None unshuffled): with ``seed`` given, a
+        function of (seed, epoch); else drawn as :func:`epoch_seed` says. A resumed pass
+        takes the one its state recorded instead."""
+        if not self.shuffle:
+            return None
+        if self.seed is not None:
+            return self.seed * 1_000_003 + epoch
+        self.passes += 1
+        return epoch_seed(self.drawn, self.passes - 1)
 
     def _read(
         self, chunks: list[tuple[int, int]], factory: ClientFactory, concurrency: int
@@ -205,8 +230,19 @@ class TarOpener:
             stream.close()
 
     def _shuffled(
-        self, chunks: list[tuple[int, int]], factory: ClientFactory, rng: random.Random
+        self,
+        chunks: list[tuple[int, int]],
+        factory: ClientFactory,
+        rng: random.Random,
+        skip: int,
     ) -> Iterator[DataObject]:
+        """The chunks' members mixed; the first ``skip`` of that order passed over unread
+        (a resumed pass: the mixing is replayed on the chunks' sizes)."""
         concurrency = max(1, factory.get().prefetch_concurrency // INTERLEAVED)
-        streams = (self._read([chunk], factory, concurrency) for chunk in chunks)
-        return interleave(streams, INTERLEAVED, rng)
+        live, opened = replay_interleave([b - a for a, b in chunks], INTERLEAVED, rng, skip)
+        started = [
+            self._read([(chunks[c][0] + taken, chunks[c][1])], factory, concurrency)
+            for c, taken in live
+        ]
+        streams = (self._read([chunk], factory, concurrency) for chunk in chunks[opened:])
+        return interleave(started, streams, rng)

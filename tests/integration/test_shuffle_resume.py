@@ -4,6 +4,8 @@ rest of the epoch, nothing repeated, nothing skipped, nothing fetched twice)."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,7 +16,7 @@ import torch.utils.data
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from conftest import OssServer
-from osstorchconnector import DataObject, OssIterableDataset
+from osstorchconnector import DataObject, OssIterableDataset, generate_tar_archive
 from osstorchconnector._shuffle import Permutation
 
 N = 45
@@ -121,3 +123,59 @@ def wait_idle(server: OssServer) -> None:
     deadline = time.monotonic() + 5
     while server.stats().get("in_flight", 0) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+@pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_a_shuffled_tar_pass_reads_only_the_rest(
+    oss_server: OssServer, bucket: str, conn: dict[str, Any], tmp_path: Path, workers: int
+) -> None:
+    names = [f"t/{i:03d}" for i in range(120)]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.size = MEMBER
+            tar.addfile(info, io.BytesIO(name.encode().ljust(MEMBER, b".")))
+    (tmp_path / "a.tar").write_bytes(buf.getvalue())
+    generate_tar_archive("", "", "", str(tmp_path / "a.tar"), str(tmp_path / "a.idx"), "", True)
+    oss_server.put(bucket, "a.tar", buf.getvalue())
+    oss_server.put(bucket, "a.idx", (tmp_path / "a.idx").read_bytes())
+
+    def loader() -> StatefulDataLoader:
+        # No seed: the order is drawn per pass, so only the saved state can bring it back.
+        ds = OssIterableDataset.from_tar(
+            f"oss://{bucket}/a.tar",
+            f"oss://{bucket}/a.idx",
+            transform=key_of,
+            shuffle=True,
+            shuffle_chunk_size=7,
+            **conn,
+        )
+        return StatefulDataLoader(ds, batch_size=4, num_workers=workers)
+
+    first = loader()
+    seen: list[str] = []
+    for i, batch in enumerate(first):
+        seen += batch
+        if i == 6:
+            state = first.state_dict()
+            break
+    else:
+        pytest.fail("the epoch ended before the state was taken")
+    del first
+    assert seen != sorted(seen)  # shuffled
+    wait_idle(oss_server)
+    oss_server.reset_stats()
+    second = loader()
+    second.load_state_dict(state)
+    rest = [k for batch in second for k in batch]
+    assert Counter(seen + rest) == Counter(names)  # nothing repeated, nothing skipped
+    wait_idle(oss_server)
+    sent = oss_server.stats()["bytes_sent"]
+    index = (tmp_path / "a.idx").stat().st_size
+    # Read again: the index, and the rest's members (each 512 B of header + its body).
+    assert sent <= index + len(rest) * (512 + MEMBER) + 4096, (sent, len(rest))
+
+
+MEMBER = 1024
