@@ -200,7 +200,7 @@ class TarOpener:
         if not self.shuffle:
             first, last = contiguous_share(n, index, count)
             return self._read([(min(first + share.skip, last), last)], factory, concurrency=0)
-        seed = share.seed if share.seed is not None else self.pass_seed(share.epoch)
+        seed = share.seed if share.seed is not None else self._draw_seed(share.epoch)
         mine = shuffled_chunks(n, self.chunk_size, seed)[index::count]
         return self._shuffled(mine, factory, random.Random(seed * 31 + index), share.skip)
 
@@ -208,8 +208,9 @@ class TarOpener:
         """The seed of the pass about to start (None unshuffled): with ``seed`` given, a
         function of (seed, epoch); else drawn as :func:`epoch_seed` says. A resumed pass
         takes the one its state recorded instead."""
-        if not self.shuffle:
-            return None
+        return self._draw_seed(epoch) if self.shuffle else None
+
+    def _draw_seed(self, epoch: int) -> int:
         if self.seed is not None:
             return self.seed * 1_000_003 + epoch
         self.passes += 1
