@@ -14,7 +14,7 @@ from ._core import ObjectStream, parse_oss_uri
 from ._share import Pass
 from ._shared_listing import SharedListing
 from ._shuffle import Permutation
-from ._torch import IterableDatasetBase, RankShards, worker_shard
+from ._torch import IterableDatasetBase, RankShards, get_worker_info, worker_shard
 from .data_object import DataObject
 from .exceptions import OssNotFoundError
 from .manifest import ManifestParser, manifest_entries
@@ -55,14 +55,17 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         self._shards = RankShards(rank_sharding)
         self._transform = transform
         self._epoch = 0
+        self._worker_passes = 0  # passes made by this DataLoader worker process
         self._resume: dict[str, Any] | None = None  # a loaded state, for the next pass
         self._position: dict[str, Any] = {}  # where the current pass is
         factory.get()  # validate endpoint, region, config and credentials now, not mid-epoch
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next passes belong to: with ``shuffle=True`` the order is a function
-        of (seed, epoch, dataset). Call it before each epoch, as for ``DistributedSampler``
-        (with ``persistent_workers=True`` the workers keep the epoch they started with)."""
+        of (seed, epoch, dataset). Call it before each epoch, as for ``DistributedSampler``.
+        Persistent workers (``persistent_workers=True``) do not see later calls: they take
+        the epoch set when they started and add one for each pass, which gives the same
+        orders when epochs are consecutive."""
         self._epoch = int(epoch)
 
     def state_dict(self) -> dict[str, Any]:
@@ -257,15 +260,21 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
                     f"this is worker {index} of {count} (same ranks and workers needed)"
                 )
             skip = int(resume["yielded"])
+        epoch = self._epoch
+        if get_worker_info() is not None:
+            # A persistent worker keeps the dataset it started with: each pass is the next
+            # epoch, so consecutive epochs match those of workers started afresh.
+            epoch += self._worker_passes if resume is None else 0
+            self._worker_passes += 1
         seed = resume.get("seed") if resume is not None else None
         if seed is None and hasattr(self._open, "pass_seed"):  # an order drawn per pass
-            seed = self._open.pass_seed(self._epoch)
-        position: dict[str, Any] = {"epoch": self._epoch, "share": [index, count], "yielded": skip}
+            seed = self._open.pass_seed(epoch)
+        position: dict[str, Any] = {"epoch": epoch, "share": [index, count], "yielded": skip}
         if seed is not None:
             position["seed"] = seed  # a resumed pass needs the same order
         self._position = position
         transform = self._transform
-        for obj in self._open(self._factory, Pass(index, count, skip, self._epoch, seed)):
+        for obj in self._open(self._factory, Pass(index, count, skip, epoch, seed)):
             position["yielded"] += 1  # counted before the consumer has it: a state taken then
             # (as StatefulDataLoader takes it, after a batch) marks it as had
             yield transform(obj)

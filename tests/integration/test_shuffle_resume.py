@@ -80,6 +80,13 @@ def test_shuffle_is_a_global_order_per_seed_and_epoch(
     second = keys_through(ds, 2)
     assert second != first and sorted(second) == sorted(first)
     assert keys_through(make(4), 0) != first
+    # Persistent workers keep the epoch they started with and advance it by one each pass:
+    # consecutive epochs get the same orders as with workers started afresh.
+    ds.set_epoch(0)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=None, num_workers=2, persistent_workers=True
+    )
+    assert [list(loader) for _ in range(2)] == [first, second]
 
 
 # torchdata 0.11 calls torch.set_vital, deprecated in torch 2.15
