@@ -1,6 +1,7 @@
 //! Request signing. Signers are pure: no IO, no clock — the caller passes the time.
 
 mod oss_v4;
+mod shared;
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method};
