@@ -22,5 +22,10 @@ mypy python/osstorchconnector
 # The hand-written stub must match the compiled extension.
 python -m mypy.stubtest osstorchconnector._core --allowlist python/stubtest-allowlist.txt
 
+step "test servers: s3s-fs (built once, cached outside the clone)"
+# The `s3_server` fixture (tests/s3_server.py) starts this binary.
+S3S_FS="$(bash scripts/s3s_fs.sh)"
+export S3S_FS
+
 step "python: pytest"
 python -m pytest "$@"

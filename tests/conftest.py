@@ -4,6 +4,9 @@
 request's V4 signature with the official SDK's signer. Fixture data is uploaded through the
 official SDK (`alibabacloud_oss_v2`), never through our own client, so a passing client test
 means our client agrees with the SDK, not merely with itself.
+
+`s3_server` (session): s3s-fs on 127.0.0.1, an S3 server that checks every request's AWS SigV4
+(`tests/s3_server.py`, with its quirks); its fixtures are written with the `minio` client.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import alibabacloud_oss_v2 as oss  # type: ignore[import-untyped]
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-# `oss_server` is a package under tests/, importable whatever pytest's import mode.
+# `oss_server` (a package) and `s3_server` live in tests/, importable whatever pytest's import mode.
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
+
+from s3_server import S3Server, S3sFsUnavailable, start_s3_server, stop_s3_server  # noqa: E402
 
 REGION = "cn-hangzhou"
 ACCESS_KEY_ID = "LTAItestAK0001"
@@ -341,6 +346,29 @@ def oss_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OssServer]:
         yield server
     finally:
         stop_oss_server(server)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """s3s-fs on a free loopback port, verifying SigV4 for one random key pair (region
+    us-east-1). A server that cannot be built or started fails the test, never skips it."""
+    try:
+        server = start_s3_server(tmp_path_factory.mktemp("s3-server") / "root")
+    except S3sFsUnavailable as e:
+        pytest.fail(f"the S3 test server (s3s-fs) is unavailable: {e}", pytrace=False)
+    KNOWN_SECRETS.add(server.secret_key)
+    try:
+        yield server
+    finally:
+        stop_s3_server(server)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, request: pytest.FixtureRequest) -> str:
+    """A new, empty bucket on `s3_server` (created with minio) for this test alone."""
+    name = make_bucket(request.node.name)
+    s3_server.client().make_bucket(name)
+    return name
 
 
 def make_bucket(name_prefix: str = "test") -> str:

@@ -41,5 +41,5 @@ pub mod internals {
     pub use crate::protocol::xml::ListBucketResult;
     pub use crate::protocol::Target;
     pub use crate::session::{Session, SessionBuilder};
-    pub use crate::sign::{OssV4Signer, RequestHead, Signer};
+    pub use crate::sign::{AwsV4Signer, OssV4Signer, RequestHead, Signer};
 }

@@ -1,10 +1,14 @@
-//! Request signing. Signers are pure: no IO, no clock — the caller passes the time.
+//! Request signing: OSS V4 ([`OssV4Signer`]) and AWS SigV4 ([`AwsV4Signer`]). Signers are pure:
+//! no IO, no clock — the caller passes the time.
 
+mod aws_v4;
 mod oss_v4;
+mod shared;
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method};
 
+pub use aws_v4::AwsV4Signer;
 pub use oss_v4::OssV4Signer;
 
 use crate::credentials::Credential;
@@ -38,7 +42,7 @@ impl RequestHead {
     }
 }
 
-/// A signing scheme (OSS V4 today; AWS SigV4 for S3-compatible stores later).
+/// A signing scheme: OSS V4, or AWS SigV4 for S3-compatible stores.
 pub trait Signer: Send + Sync + std::fmt::Debug {
     /// Adds the date, token and `Authorization` headers for `cred` at time `now` to `head`,
     /// which will be sent to `url` (host and path as they go on the wire).

@@ -2,15 +2,11 @@
 //!
 //! <https://www.alibabacloud.com/help/en/oss/developer-reference/recommend-to-use-signature-version-4>
 
-use std::fmt;
-use std::sync::Mutex;
-
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::header::{HeaderValue, AUTHORIZATION};
 use percent_encoding::utf8_percent_encode;
-use sha2::{Digest, Sha256};
 
+use super::shared::{hmac, set_header, sha256_hex, Key, KeyCache};
 use super::{RequestHead, Signer};
 use crate::credentials::Credential;
 use crate::error::{Error, Result};
@@ -41,51 +37,6 @@ impl OssV4Signer {
     }
 }
 
-/// The last signing key derived. It changes only with the date and the secret, and deriving it
-/// takes four of a signature's five HMACs.
-#[derive(Default)]
-struct KeyCache(Mutex<Option<CachedKey>>);
-
-struct CachedKey {
-    secret: String,
-    date: String,
-    key: Key,
-}
-
-type Key = [u8; 32];
-
-impl KeyCache {
-    fn get(&self, secret: &str, date: &str, region: &str) -> Key {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = slot
-            .as_ref()
-            .filter(|c| c.date == date && c.secret == secret)
-        {
-            return c.key;
-        }
-        let key = signing_key(secret, date, region);
-        *slot = Some(CachedKey {
-            secret: secret.to_string(),
-            date: date.to_string(),
-            key,
-        });
-        key
-    }
-}
-
-impl Clone for KeyCache {
-    fn clone(&self) -> Self {
-        KeyCache::default()
-    }
-}
-
-impl fmt::Debug for KeyCache {
-    // Never the secret or the key.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyCache")
-    }
-}
-
 impl Signer for OssV4Signer {
     /// OSS V4 signs `/bucket/key` whatever the addressing style, so the URL is not needed.
     fn sign(
@@ -107,7 +58,10 @@ impl Signer for OssV4Signer {
         let scope = scope(date, &self.region);
         let canonical = canonical_request(head, &headers)?;
         let to_sign = string_to_sign(&timestamp, &scope, &canonical);
-        let key = self.keys.get(&cred.access_key_secret, date, &self.region);
+        let secret = &cred.access_key_secret;
+        let key = self
+            .keys
+            .get(secret, date, || signing_key(secret, date, &self.region));
         let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
         let authorization = format!(
             "{ALGORITHM} Credential={}/{scope},Signature={signature}",
@@ -128,18 +82,7 @@ impl Signer for OssV4Signer {
 }
 
 fn set(headers: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<()> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Error::invalid(
-            "header value",
-            name,
-            "it contains characters not allowed in an HTTP header",
-        )
-    })?;
-    if name == X_OSS_SECURITY_TOKEN {
-        v.set_sensitive(true);
-    }
-    headers.insert(HeaderName::from_static(name), v);
-    Ok(())
+    set_header(headers, name, value, name == X_OSS_SECURITY_TOKEN)
 }
 
 fn scope(date: &str, region: &str) -> String {
@@ -218,7 +161,7 @@ fn canonical_request(head: &RequestHead, headers: &http::HeaderMap) -> Result<St
 }
 
 fn string_to_sign(timestamp: &str, scope: &str, canonical_request: &str) -> String {
-    let hashed = hex::encode(Sha256::digest(canonical_request.as_bytes()));
+    let hashed = sha256_hex(canonical_request.as_bytes());
     format!("{ALGORITHM}\n{timestamp}\n{scope}\n{hashed}")
 }
 
@@ -229,17 +172,11 @@ fn signing_key(secret: &str, date: &str, region: &str) -> Key {
     hmac(&k, TERMINATOR.as_bytes())
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Key {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use http::header::HeaderName;
     use http::Method;
 
     /// Where a request would go (OSS V4 does not sign it).
