@@ -8,7 +8,7 @@
 #   - peers, each in its own venv under $BENCH_HOME (~/.cache/osstorchconnector-bench), so they
 #     never clash with ours (the official package has our import name):
 #       official/  osstorchconnector==1.2.3 (Alibaba), torch
-#       peers/     s3torchconnector, boto3, torch
+#       peers/     s3torchconnector (tenacity for its DCP), boto3, torch
 #       harness/   matplotlib, psutil, crcmod-plus (the harness itself)
 # Everything it starts listens on 127.0.0.1 only and stops by itself.
 set -euo pipefail
@@ -47,7 +47,7 @@ venv() {
   echo "$*" > "$stamp"
 }
 venv harness matplotlib psutil crcmod-plus
-venv peers s3torchconnector boto3 numpy
+venv peers s3torchconnector boto3 numpy tenacity
 venv official osstorchconnector==1.2.3 numpy
 
 if [ "${1:-}" = "--checkpoint" ]; then

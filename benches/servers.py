@@ -14,7 +14,11 @@
   on tmpfs) and dropped, answered 200 with a fresh ETag; InitiateMultipartUpload,
   CompleteMultipartUpload, AbortMultipartUpload and DeleteObject (POST, DELETE) go to
   :class:`ListResponder`, which hands out upload ids and answers completion without assembling
-  anything. GET and HEAD are served as on the fast port. So a save costs the server one receive
+  anything. CopyObject (a PUT with `x-oss-copy-source` or `x-amz-copy-source`) and every
+  request for a DCP metadata file (`.metadata`, `.metadata.tmp`) go to the responder too, which
+  keeps those small files in memory (falling back to the tree for reads), so a DCP save can
+  write, rename and read back its metadata. GET and HEAD are served as on the fast port. So a
+  save costs the server one receive
   per byte: the cost of taking the bytes, not of keeping them (written to tmpfs instead, wrk's
   16 MiB PUTs went from ~3,400 to ~840 MB/s, below what clients reach).
 - Latency mode: a second port on the same nginx where every request first waits (`echo_sleep`, a
@@ -32,6 +36,7 @@ import base64
 import datetime as dt
 import http.server
 import os
+import re
 import shutil
 import signal
 import socket
@@ -42,6 +47,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -212,7 +218,7 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
     def _bucket_key(self, path: str) -> tuple[str, str]:
         host = self.headers.get("Host", "").split(":", 1)[0]
         path = urllib.parse.unquote(path.lstrip("/"))
-        if host.count(".") == 3 or host in ("localhost", ""):  # path style
+        if re.fullmatch(r"[\d.]+", host) or host in ("localhost", ""):  # path style
             bucket, _, key = path.partition("/")
             return bucket, key
         return host.split(".", 1)[0], path
@@ -226,9 +232,77 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
+    def _small_file(self, path: str) -> tuple[str, str] | None:
+        """``(bucket, key)`` when the request names a DCP metadata file (kept here)."""
+        bucket, key = self._bucket_key(path)
+        return (bucket, key) if key.endswith((".metadata", ".metadata.tmp")) else None
+
+    def _serve_small(self, bucket: str, key: str, head: bool) -> None:
+        body = self.server.small.read(bucket, key)
+        if body is None:
+            self._answer(404, b"<Error><Code>NoSuchKey</Code></Error>", head)
+            return
+        status, start, end = 200, 0, len(body) - 1
+        ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if ranged and body:
+            start = int(ranged.group(1))
+            end = min(int(ranged.group(2) or len(body) - 1), len(body) - 1)
+            status = 206
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(end - start + 1 if body else 0))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
+        self.send_header("ETag", f'"{zlib.crc32(body):08x}-{len(body):x}"')
+        self.send_header("Last-Modified", self.date_time_string(int(time.time())))
+        self.send_header("x-oss-request-id", "bench")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body[start : end + 1])
+
+    def do_PUT(self) -> None:
+        """CopyObject, and PutObject / UploadPart of a metadata file (kept in memory)."""
+        parsed = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.requests += 1
+        bucket, key = self._bucket_key(parsed.path)
+        source = self.headers.get("x-oss-copy-source") or self.headers.get("x-amz-copy-source")
+        small = self.server.small
+        if source:
+            src_bucket, _, src_key = urllib.parse.unquote(source).lstrip("/").partition("/")
+            copied = small.read(src_bucket, src_key.split("?", 1)[0])
+            if copied is None:
+                self._answer(404, b"<Error><Code>NoSuchKey</Code></Error>", head=False)
+                return
+            small.write(bucket, key, copied)
+            sigv4 = self.headers.get("Authorization", "").startswith("AWS4-")
+            ns = f' xmlns="{S3_NS}"' if sigv4 else ""
+            result = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult{ns}>'
+                f"<LastModified>{_iso(time.time())}</LastModified>"
+                f'<ETag>"{zlib.crc32(copied):08x}"</ETag></CopyObjectResult>'
+            )
+            self._answer(200, result.encode(), head=False)
+            return
+        if "uploadId" in query:
+            small.put_part(query["uploadId"], int(query.get("partNumber", "0")), body)
+        else:
+            small.write(bucket, key, body)
+        self.send_response(200)
+        self.send_header("ETag", f'"{zlib.crc32(body):08x}"')
+        self.send_header("Content-Length", "0")
+        self.send_header("x-oss-request-id", "bench")
+        self.end_headers()
+
     def do_GET(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+        small = self._small_file(parsed.path)
+        if small is not None:
+            self.server.requests += 1
+            self._serve_small(*small, head=False)
+            return
         bucket = self._bucket(parsed.path)
         self.server.requests += 1
         if "location" in query:
@@ -242,6 +316,10 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
         self._answer(status, body, head=False)
 
     def do_HEAD(self) -> None:
+        small = self._small_file(urllib.parse.urlsplit(self.path).path)
+        if small is not None:
+            self._serve_small(*small, head=True)
+            return
         bucket = self._bucket(urllib.parse.urlsplit(self.path).path)
         self._answer(200 if bucket in self.server.index.buckets else 404, b"", head=True)
 
@@ -265,6 +343,7 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
                 f"<UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>"
             )
         elif "uploadId" in query:
+            self.server.small.complete(query["uploadId"], *self._bucket_key(parsed.path))
             body = (
                 f'<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult{ns}>'
                 f"<Location>/{key}</Location><Bucket>{bucket}</Bucket><Key>{key}</Key>"
@@ -276,14 +355,53 @@ class _ListHandler(http.server.BaseHTTPRequestHandler):
         self._answer(200, body.encode(), head=False)
 
     def do_DELETE(self) -> None:
-        """DeleteObject and AbortMultipartUpload: nothing is kept, so nothing to remove."""
+        """DeleteObject and AbortMultipartUpload: only metadata files are kept to remove."""
         self.server.requests += 1
+        self.server.small.delete(*self._bucket_key(urllib.parse.urlsplit(self.path).path))
         self._answer(204, b"", head=True)
+
+
+class SmallFiles:
+    """The write port's metadata files, in memory (with their multipart parts), falling back
+    to the tree for reads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._files: dict[tuple[str, str], bytes] = {}
+        self._parts: dict[str, dict[int, bytes]] = {}
+
+    def read(self, bucket: str, key: str) -> bytes | None:
+        with self._lock:
+            kept = self._files.get((bucket, key))
+        if kept is not None:
+            return kept
+        path = self.root / bucket / key
+        return path.read_bytes() if path.is_file() else None
+
+    def write(self, bucket: str, key: str, body: bytes) -> None:
+        with self._lock:
+            self._files[(bucket, key)] = body
+
+    def delete(self, bucket: str, key: str) -> None:
+        with self._lock:
+            self._files.pop((bucket, key), None)
+
+    def put_part(self, upload_id: str, number: int, body: bytes) -> None:
+        with self._lock:
+            self._parts.setdefault(upload_id, {})[number] = body
+
+    def complete(self, upload_id: str, bucket: str, key: str) -> None:
+        with self._lock:
+            parts = self._parts.pop(upload_id, None)
+            if parts is not None:  # parts of data files went to nginx and were dropped
+                self._files[(bucket, key)] = b"".join(parts[n] for n in sorted(parts))
 
 
 class _ListServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     index: Index
+    small: SmallFiles
     requests: int = 0
 
 
@@ -293,6 +411,7 @@ class ListResponder:
     def __init__(self, root: Path) -> None:
         self.server = _ListServer(("127.0.0.1", 0), _ListHandler)
         self.server.index = Index(root)
+        self.server.small = SmallFiles(root)
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -349,10 +468,17 @@ def _write_server(root: Path, port: int, crc: bool, body_dir: Path) -> str:
         location / {{
             if ($request_method = POST) {{ {proxy} }}
             if ($request_method = DELETE) {{ {proxy} }}
-            if ($request_method = PUT) {{ rewrite ^ /_bench_put last; }}
+            set $bench_put "";
+            if ($request_method = PUT) {{ set $bench_put drop; }}
+            if ($http_x_oss_copy_source) {{ set $bench_put copy; }}
+            if ($http_x_amz_copy_source) {{ set $bench_put copy; }}
+            if ($bench_put = drop) {{ rewrite ^ /_bench_put last; }}
+            if ($bench_put = copy) {{ {proxy} }}
             if ($bench_is_bucket_fast_{name}) {{ {proxy} }}
             {crc_header}
         }}
+        # DCP's metadata files are small and read back: the responder keeps them
+        location ~ "/\\.metadata(\\.tmp)?$" {{ {proxy} }}
         location = /_bench_put {{
             internal;
             client_body_temp_path {body_dir};
