@@ -165,7 +165,8 @@ def start_s3_server(root: Path) -> S3Server:
     for _ in range(3):  # the port may be taken between the probe and the server's bind
         port = _free_port()
         cmd = [str(binary), "--host", "127.0.0.1", "--port", str(port)]
-        cmd += ["--access-key", ACCESS_KEY, "--secret-key", secret, str(root)]
+        # `--opt=value`: a secret may start with "-", which clap would take for a flag
+        cmd += [f"--access-key={ACCESS_KEY}", f"--secret-key={secret}", str(root)]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         if _listening(process, port):

@@ -66,6 +66,8 @@ class RangeReader(Protocol):
     """Bytes per ranged GET: a read of at most this many is one request."""
     readahead: int
     """Bytes one sequential read may fetch ahead at most (in parts fetched at once)."""
+    protocol: str
+    """``"oss"`` or ``"s3"``: whose objects these are (their URIs' scheme)."""
 
     def __call__(self, bucket: str, key: str, start: int, end: int, etag: str) -> Body:
         """Bytes ``start:end`` of the version with ``etag`` (any version when empty)."""

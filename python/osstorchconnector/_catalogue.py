@@ -16,6 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ._core import uri_protocol
+from .exceptions import OssConfigError
+
 UNKNOWN_SIZE = -1
 
 
@@ -27,10 +30,11 @@ class Entry:
     key: str
     size: int  # UNKNOWN_SIZE until read (objects named by URI or manifest)
     label: str
+    protocol: str = "oss"
 
     @property
     def uri(self) -> str:
-        return f"oss://{self.bucket}/{self.key}"
+        return f"{self.protocol}://{self.bucket}/{self.key}"
 
 
 class _Interned:
@@ -60,9 +64,11 @@ class _Interned:
 
 
 class Catalogue:
-    """Objects by position: ``len``, ``catalogue[i]`` → :class:`Entry`."""
+    """Objects by position: ``len``, ``catalogue[i]`` → :class:`Entry`; all of one protocol
+    (``"oss"`` or ``"s3"``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: str = "oss") -> None:
+        self.protocol = protocol
         self._keys: bytes | bytearray = bytearray()
         self._key_ends = array("Q")
         self._sizes = array("q")
@@ -94,7 +100,7 @@ class Catalogue:
         start = self._key_ends[index - 1] if index else 0
         key = self._keys[start : self._key_ends[index]].decode()
         bucket = self._buckets.get(index)
-        return Entry(bucket, key, self._sizes[index], self._labels.get(index))
+        return Entry(bucket, key, self._sizes[index], self._labels.get(index), self.protocol)
 
     def nbytes(self) -> int:
         """Bytes held by the flat buffers (what a worker receives)."""
@@ -112,7 +118,7 @@ class Catalogue:
 
 def listed(client: Any, bucket: str, prefix: str) -> Catalogue:
     """Every object under ``prefix`` (one listing, page by page), with its size."""
-    catalogue = Catalogue()
+    catalogue = Catalogue(client.protocol)
     token: str | None = None
     while True:
         page, token = client.list_page(bucket, prefix, token)
@@ -123,9 +129,19 @@ def listed(client: Any, bucket: str, prefix: str) -> Catalogue:
 
 
 def named(uris: Iterable[tuple[str, str]], parse: Any) -> Catalogue:
-    """The objects of ``(uri, label)`` pairs, sizes unknown; ``parse`` splits a URI."""
+    """The objects of ``(uri, label)`` pairs, sizes unknown; ``parse`` splits a URI.
+
+    Raises:
+        OssConfigError: a URI is malformed, or the URIs mix oss:// and s3://.
+    """
     catalogue = Catalogue()
+    first = ""
     for uri, label in uris:
         bucket, key = parse(uri)
+        protocol = uri_protocol(uri)
+        if not first:
+            first, catalogue.protocol = uri, protocol
+        elif protocol != catalogue.protocol:
+            raise OssConfigError(f"{uri} and {first}: one dataset takes URIs of one protocol")
         catalogue.append(bucket, key, UNKNOWN_SIZE, label)
     return catalogue

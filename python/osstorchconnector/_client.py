@@ -12,7 +12,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
-from ._core import Body, Client, reset_log_cache
+from ._core import Body, Client, reset_log_cache, uri_protocol
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer, Unpack
@@ -48,7 +48,8 @@ class ClientOptions(TypedDict, total=False):
     cred_provider: CredentialsProvider | None
     """Object with ``get_credentials()``, tried before every other source."""
     region: str
-    """Signing region; empty: ``OSS_REGION``, then inferred from the endpoint."""
+    """Signing region; empty: ``OSS_REGION`` (s3://: ``AWS_REGION``, ``AWS_DEFAULT_REGION``),
+    then inferred from the endpoint (s3://: else ``us-east-1``)."""
     path_style: bool | None
     """Force path-style (True) or virtual-hosted (False) addressing."""
 
@@ -85,34 +86,55 @@ def _configure_logging(client: Client) -> None:
 
 
 class ClientFactory:
-    """Builds the :class:`Client` for the current process from stored arguments."""
+    """Builds the :class:`Client` of the calling process from stored arguments: one per
+    protocol (``"oss"`` for ``oss://`` URIs, ``"s3"`` for ``s3://``), the default one being
+    the protocol of the URIs the owner was built with."""
 
-    def __init__(self, endpoint: str, **options: Unpack[ClientOptions]) -> None:
+    def __init__(
+        self, endpoint: str, protocol: str = "oss", **options: Unpack[ClientOptions]
+    ) -> None:
         self._endpoint = endpoint
+        self.protocol = protocol
         self._options = options
         self._lock = threading.Lock()
-        self._client: Client | None = None
+        self._clients: dict[str, Client] = {}
         self._pid = -1
 
-    def get(self) -> Client:
-        """The client of the calling process, built on first use."""
-        if self._client is not None and self._pid == os.getpid():
-            return self._client
+    def get(self, protocol: str | None = None) -> Client:
+        """The client of the calling process for ``protocol`` (default: the factory's),
+        built on first use."""
+        protocol = protocol or self.protocol
+        client = self._clients.get(protocol)
+        if client is not None and self._pid == os.getpid():
+            return client
         with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                client = Client(self._endpoint, **self._options)
+            if self._pid != os.getpid():
+                self._clients = {}  # a forked child: build its own
+                self._pid = os.getpid()
+            client = self._clients.get(protocol)
+            if client is None:
+                client = Client(self._endpoint, protocol=protocol, **self._options)
                 _configure_logging(client)
                 for warning in client.config_warnings:
                     log.warning("config file %s: %s", client.config_path, warning)
-                self._client = client
-                self._pid = os.getpid()
-            return self._client
+                self._clients[protocol] = client
+            return client
+
+    def for_uri(self, uri: str) -> Client:
+        """The client for ``uri``'s protocol (``oss://`` or ``s3://``).
+
+        Raises:
+            OssConfigError: the URI is malformed.
+        """
+        return self.get(uri_protocol(uri))
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"endpoint": self._endpoint, "options": self._options}
+        return {"endpoint": self._endpoint, "protocol": self.protocol, "options": self._options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["endpoint"], **state["options"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["endpoint"], state.get("protocol", "oss"), **state["options"]
+        )
 
 
 class RangeFetcher:
@@ -124,19 +146,34 @@ class RangeFetcher:
     """
 
     def __init__(
-        self, factory: ClientFactory, part_size: int = 0, concurrency: int = 0, readahead: int = 0
+        self,
+        factory: ClientFactory,
+        part_size: int = 0,
+        concurrency: int = 0,
+        readahead: int = 0,
+        protocol: str | None = None,
     ) -> None:
         self._factory = factory
-        client = factory.get()
+        self.protocol = protocol or factory.protocol
+        client = factory.get(self.protocol)
         self.part_size = part_size or client.part_size
         self._concurrency = concurrency or None
         self.readahead = readahead or 4 * self.part_size
 
+    def for_protocol(self, protocol: str) -> RangeFetcher:
+        """The same reads through the client of ``protocol`` (``"oss"`` or ``"s3"``)."""
+        if protocol == self.protocol:
+            return self
+        return RangeFetcher(
+            self._factory, self.part_size, self._concurrency or 0, self.readahead, protocol
+        )
+
     def __call__(self, bucket: str, key: str, start: int, end: int, etag: str) -> Body:
-        return self._factory.get().get_range(bucket, key, start, end, if_match=etag or None)
+        client = self._factory.get(self.protocol)
+        return client.get_range(bucket, key, start, end, if_match=etag or None)
 
     def read_into(self, bucket: str, key: str, start: int, buffer: Buffer, etag: str) -> None:
-        self._factory.get().read_span_into(
+        self._factory.get(self.protocol).read_span_into(
             bucket,
             key,
             start,

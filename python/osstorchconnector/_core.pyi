@@ -18,15 +18,24 @@ __all__ = [
     "parse_oss_uri",
     "read_via",
     "reset_log_cache",
+    "uri_protocol",
 ]
 
 __version__: str
 
 def parse_oss_uri(uri: str) -> tuple[str, str]:
-    """Splits ``oss://bucket/key`` into ``(bucket, key)``.
+    """Splits ``oss://bucket/key`` (or ``s3://bucket/key``) into ``(bucket, key)``.
 
     Raises:
-        OssConfigError: the URI does not start with ``oss://`` or names no valid bucket.
+        OssConfigError: the URI does not start with ``oss://`` or ``s3://`` or names no
+            valid bucket.
+    """
+
+def uri_protocol(uri: str) -> str:
+    """``"oss"`` or ``"s3"``: the protocol the URI's scheme names.
+
+    Raises:
+        OssConfigError: the URI is malformed.
     """
 
 def read_via(size: int, readinto: Callable[[Window], int]) -> bytes:
@@ -69,7 +78,10 @@ class Client:
         config_path: str = "",
         cred_provider: Any = None,
         path_style: bool | None = None,
+        protocol: str = "oss",
     ) -> Self: ...
+    @property
+    def protocol(self) -> str: ...
     @property
     def region(self) -> str: ...
     @property

@@ -103,7 +103,7 @@ def _read_share(
     lister = _elect(path)
     if lister is not None:
         _start_lister(client, bucket, prefix, lister, None, path)
-    where = f"oss://{bucket}/"
+    where = f"{client.protocol}://{bucket}/"
     position = 0  # of the next page's first entry in the listing
     with open(path, "rb") as reader:
         for page in _pages(client, bucket, prefix, reader, path):
@@ -262,5 +262,5 @@ def _listing_error(body: bytes, bucket: str, prefix: str) -> exceptions.OssError
     kind = getattr(exceptions, str(fields.get("type")), exceptions.OssError)
     if not (isinstance(kind, type) and issubclass(kind, exceptions.OssError)):
         kind = exceptions.OssError
-    message = f"{fields.get('message')} (listing oss://{bucket}/{prefix}, made by another worker)"
+    message = f"{fields.get('message')} (listing {bucket}/{prefix}, made by another worker)"
     return kind(message, bucket=bucket)

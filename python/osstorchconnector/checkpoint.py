@@ -9,21 +9,26 @@ from ._client import (
     RangeFetcher,
     check_options,
 )
-from ._core import parse_oss_uri
+from ._core import parse_oss_uri, uri_protocol
 from .data_object import DataObject
 from .exceptions import OssConfigError
 from .writer import ObjectWriter
 
 
 def checkpoint_factory(
-    endpoint: str, options: ClientOptions, where: str, local_ok: bool = False
+    endpoint: str,
+    options: ClientOptions,
+    where: str,
+    local_ok: bool = False,
+    protocol: str = "oss",
 ) -> ClientFactory:
     """A validated client factory for the checkpoint-style classes (endpoint required, unless
-    ``local_ok``: an empty one then reads local files, as the official's OssClient does)."""
-    if not endpoint and not local_ok:
+    ``local_ok``: an empty one then reads local files, as the official's OssClient does).
+    ``protocol``'s client is validated now; the other one, if URIs name it, on first use."""
+    if not endpoint and not local_ok and protocol == "oss":
         raise OssConfigError(f"{where}: endpoint must be non-empty")
     check_options(dict(options), where)
-    factory = ClientFactory(endpoint, **options)
+    factory = ClientFactory(endpoint, protocol, **options)
     factory.get()  # validate endpoint, region, config and credentials now
     return factory
 
@@ -34,7 +39,9 @@ def open_reader(
     """A reader of the current version of ``oss_uri``: HEAD for its size and ETag, then reads
     by range, every one pinned to that ETag."""
     bucket, key = parse_oss_uri(oss_uri)
-    size, etag, _crc = factory.get().head_object(oss_uri)
+    protocol = uri_protocol(oss_uri)
+    size, etag, _crc = factory.get(protocol).head_object(oss_uri)
+    ranges = ranges.for_protocol(protocol)
     return DataObject(key, size, label, b"", bucket, etag=etag, ranges=ranges)
 
 
@@ -47,6 +54,7 @@ def connect(
     region: str,
     path_style: bool | None,
     local_ok: bool = False,
+    protocol: str = "oss",
 ) -> tuple[ClientFactory, RangeFetcher]:
     """The validated client factory and checkpoint-sized range reader of the classes that
     take the official ``(endpoint, cred_path, config_path, cred_provider, region)``."""
@@ -57,7 +65,7 @@ def connect(
         region=region,
         path_style=path_style,
     )
-    factory = checkpoint_factory(endpoint, options, where, local_ok)
+    factory = checkpoint_factory(endpoint, options, where, local_ok, protocol)
     return factory, checkpoint_ranges(factory)
 
 
@@ -72,7 +80,8 @@ def checkpoint_ranges(factory: ClientFactory) -> RangeFetcher:
 class Connected:
     """Base of the classes that take the official ``(endpoint, cred_path, config_path,
     cred_provider, region)``: a validated client, and range reads sized by
-    ``checkpointConfig``."""
+    ``checkpointConfig``. ``protocol`` (ours): ``"oss"`` or ``"s3"``, the client checked now;
+    URIs of the other scheme work too, their client made (and checked) on first use."""
 
     def __init__(
         self,
@@ -83,10 +92,18 @@ class Connected:
         region: str = "",
         *,
         path_style: bool | None = None,
+        protocol: str = "oss",
     ) -> None:
         where = f"{type(self).__name__}()"
         self._factory, self._ranges = connect(
-            where, endpoint, cred_path, config_path, cred_provider, region, path_style
+            where,
+            endpoint,
+            cred_path,
+            config_path,
+            cred_provider,
+            region,
+            path_style,
+            protocol=protocol,
         )
 
 
@@ -112,4 +129,4 @@ class OssCheckpoint(Connected):
     def writer(self, oss_uri: str) -> ObjectWriter:
         """A write-only binary file whose bytes become the object when it is closed
         (``with cp.writer(uri) as w: torch.save(state_dict, w)``)."""
-        return ObjectWriter(self._factory.get().upload(oss_uri), oss_uri)
+        return ObjectWriter(self._factory.for_uri(oss_uri).upload(oss_uri), oss_uri)

@@ -11,12 +11,6 @@ from .data_object import DataObject
 from .writer import ObjectWriter
 
 
-def _uri(bucket: str, key: str) -> str:
-    uri = f"oss://{bucket}/{key}"
-    parse_oss_uri(uri)  # names a bad bucket or key now
-    return uri
-
-
 class OssClient:
     """Reads, writes, lists, removes and renames objects.
 
@@ -24,6 +18,7 @@ class OssClient:
     official connector's objects carry ``/bucket/key``. ``uuid``, ``id`` and ``total`` are
     accepted for compatibility and unused: every process builds its own client. An empty
     ``endpoint`` reads local files (``/bucket/key``), as the official's does; writes then fail.
+    ``protocol="s3"`` (ours) speaks S3 to an S3-compatible endpoint instead of OSS.
     """
 
     def __init__(
@@ -38,8 +33,10 @@ class OssClient:
         region: str = "",
         *,
         path_style: bool | None = None,
+        protocol: str = "oss",
     ) -> None:
         del uuid, id, total
+        self._scheme = f"{protocol}://"
         self._factory, self._ranges = connect(
             "OssClient()",
             endpoint,
@@ -49,7 +46,13 @@ class OssClient:
             region,
             path_style,
             local_ok=True,
+            protocol=protocol,
         )
+
+    def _uri(self, bucket: str, key: str) -> str:
+        uri = f"{self._scheme}{bucket}/{key}"
+        parse_oss_uri(uri)  # names a bad bucket or key now
+        return uri
 
     def get_object(
         self, bucket: str, key: str, size: int = 0, type: int = 0, label: str = ""
@@ -61,11 +64,11 @@ class OssClient:
             OssNotFoundError: the object does not exist.
         """
         del size, type
-        return open_reader(self._factory, _uri(bucket, key), self._ranges, label)
+        return open_reader(self._factory, self._uri(bucket, key), self._ranges, label)
 
     def put_object(self, bucket: str, key: str) -> ObjectWriter:
         """A writer whose bytes become the object when it is closed (see ObjectWriter)."""
-        uri = _uri(bucket, key)
+        uri = self._uri(bucket, key)
         return ObjectWriter(self._factory.get().upload(uri), uri)
 
     def head_object(self, bucket: str, key: str) -> DataObject:
@@ -74,7 +77,7 @@ class OssClient:
         Raises:
             OssNotFoundError: the object does not exist.
         """
-        return open_reader(self._factory, _uri(bucket, key), self._ranges)
+        return open_reader(self._factory, self._uri(bucket, key), self._ranges)
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[DataObject]:
         """Every object whose key starts with ``prefix``, in key order, listed page by page
@@ -90,11 +93,11 @@ class OssClient:
 
     def remove_object(self, bucket: str, key: str) -> None:
         """Deletes the object; a missing one is not an error."""
-        self._factory.get().delete_object(_uri(bucket, key))
+        self._factory.get().delete_object(self._uri(bucket, key))
 
     def rename_object(self, bucket: str, key: str, new_bucket: str, new_key: str) -> None:
         """Copies the object to ``new_bucket/new_key`` on the server, then deletes it."""
-        source, target = _uri(bucket, key), _uri(new_bucket, new_key)
+        source, target = self._uri(bucket, key), self._uri(new_bucket, new_key)
         client = self._factory.get()
         client.copy_object(source, target)
         client.delete_object(source)

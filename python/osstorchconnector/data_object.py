@@ -263,7 +263,8 @@ class DataObject(io.BufferedIOBase):
         return data
 
     def _describe(self) -> str:
-        return f"oss://{self._bucket}/{self._key}"
+        scheme = self._ranges.protocol if self._ranges is not None else "oss"
+        return f"{scheme}://{self._bucket}/{self._key}"
 
     def _check_open(self) -> None:
         if self.closed:

@@ -28,14 +28,14 @@ from .checkpoint import connect, open_reader
 from .exceptions import OssNotFoundError
 from .writer import ObjectWriter
 
-_SCHEME = "oss://"
+_SCHEMES = ("oss://", "s3://")
 
 
 class OssDCPFileSystem(FileSystemBase):
     """Where DCP checkpoints live, as the official's: a ``FileSystemBase`` over objects (paths
-    are ``oss://bucket/prefix`` strings) with ``writer(path)`` and ``reader(path)`` for
-    ``dcp.save(state_dict, storage_writer=...)`` and ``dcp.load(state_dict,
-    storage_reader=...)``."""
+    are ``oss://bucket/prefix`` strings, or ``s3://`` ones on an S3-compatible endpoint) with
+    ``writer(path)`` and ``reader(path)`` for ``dcp.save(state_dict, storage_writer=...)`` and
+    ``dcp.load(state_dict, storage_reader=...)``. ``protocol`` as for OssCheckpoint."""
 
     def __init__(
         self,
@@ -46,6 +46,7 @@ class OssDCPFileSystem(FileSystemBase):
         region: str = "",
         *,
         path_style: bool | None = None,
+        protocol: str = "oss",
     ) -> None:
         self._factory, self._ranges = connect(
             "OssDCPFileSystem()",
@@ -55,6 +56,7 @@ class OssDCPFileSystem(FileSystemBase):
             cred_provider,
             region,
             path_style,
+            protocol=protocol,
         )
 
     def writer(self, path: str, **kwargs: Any) -> OssStorageWriter:
@@ -69,7 +71,7 @@ class OssDCPFileSystem(FileSystemBase):
     def create_stream(self, path: str | os.PathLike[str], mode: str) -> Generator[Any, None, None]:
         uri = str(path)
         if "w" in mode:
-            with ObjectWriter(self._factory.get().upload(uri), uri) as writer:
+            with ObjectWriter(self._factory.for_uri(uri).upload(uri), uri) as writer:
                 yield writer
         elif "r" in mode:
             with open_reader(self._factory, uri, self._ranges) as reader:
@@ -82,13 +84,13 @@ class OssDCPFileSystem(FileSystemBase):
 
     def init_path(self, path: str | os.PathLike[str]) -> str:
         uri = str(path)
-        if not uri.startswith(_SCHEME):
-            raise ValueError(f"a DCP checkpoint on OSS is an oss:// URI, not {uri!r}")
+        if not uri.startswith(_SCHEMES):
+            raise ValueError(f"a DCP checkpoint is an oss:// or s3:// URI, not {uri!r}")
         parse_oss_uri(uri)  # names a bad bucket now
         return uri.rstrip("/")
 
     def rename(self, path: str | os.PathLike[str], new_path: str | os.PathLike[str]) -> None:
-        client = self._factory.get()
+        client = self._factory.for_uri(str(path))
         client.copy_object(str(path), str(new_path))
         client.delete_object(str(path))
 
@@ -97,17 +99,17 @@ class OssDCPFileSystem(FileSystemBase):
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
-        return str(checkpoint_id).startswith(_SCHEME)
+        return str(checkpoint_id).startswith(_SCHEMES)
 
     def exists(self, path: str | os.PathLike[str]) -> bool:
         try:
-            self._factory.get().head_object(str(path))
+            self._factory.for_uri(str(path)).head_object(str(path))
         except OssNotFoundError:
             return False
         return True
 
     def rm_file(self, path: str | os.PathLike[str]) -> None:
-        self._factory.get().delete_object(str(path))
+        self._factory.for_uri(str(path)).delete_object(str(path))
 
 
 class OssStorageWriter(FileSystemWriter):

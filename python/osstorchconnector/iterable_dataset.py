@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._catalogue import Catalogue, listed, named
 from ._client import ClientFactory, ClientOptions, RangeFetcher, check_options
-from ._core import ObjectStream, parse_oss_uri
+from ._core import ObjectStream, parse_oss_uri, uri_protocol
 from ._share import Pass
 from ._shared_listing import SharedListing
 from ._shuffle import Permutation
@@ -120,7 +120,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             TypeError: an unknown keyword.
         """
         bucket, prefix = parse_oss_uri(oss_uri)
-        factory = _factory(endpoint, options, "from_prefix")
+        factory = _factory(endpoint, options, "from_prefix", uri_protocol(oss_uri))
         if shuffle:  # a global order needs the whole listing: taken once, here
             shuffled = _ShuffledOpener(listed(factory.get(), bucket, prefix), seed)
             return cls(factory, shuffled, transform, rank_sharding)
@@ -154,9 +154,11 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         else:
             uris = object_uris
         if isinstance(uris, list | tuple):
-            for uri in uris:
-                parse_oss_uri(uri)
-        factory = _factory(endpoint, options, "from_objects")
+            protocol = named(((uri, "") for uri in uris), parse_oss_uri).protocol
+        else:
+            first = next(iter(uris), None)
+            protocol = uri_protocol(first) if first is not None else "oss"
+        factory = _factory(endpoint, options, "from_objects", protocol)
         if shuffle:
             catalogue = named(((uri, "") for uri in uris), parse_oss_uri)
             return cls(factory, _ShuffledOpener(catalogue, seed), transform, rank_sharding)
@@ -192,11 +194,13 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             OssNotFoundError: the manifest does not exist.
             OssConfigError: ``oss_base_uri`` or an option is invalid.
         """
-        if oss_base_uri:
-            parse_oss_uri(oss_base_uri)
-        factory = _factory(endpoint, options, "from_manifest_file")
+        protocol = uri_protocol(oss_base_uri) if oss_base_uri else "oss"
+        factory = _factory(endpoint, options, "from_manifest_file", protocol)
         manifest = open_manifest(factory, manifest_file_path)
         opener = ManifestOpener(manifest, manifest_parser, oss_base_uri)
+        if not oss_base_uri:  # full URIs: the first one tells the protocol
+            first = next(opener.entries(Pass(0, 1)), None)
+            factory.protocol = uri_protocol(first[0]) if first is not None else "oss"
         if shuffle:
             catalogue = named(opener.entries(Pass(0, 1)), parse_oss_uri)
             return cls(factory, _ShuffledOpener(catalogue, seed), transform, rank_sharding)
@@ -232,7 +236,7 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
             OssNotFoundError: the archive or the index does not exist.
             ValueError: the two URIs name different buckets, or the index is not one.
         """
-        factory = _factory(endpoint, options, "from_tar")
+        factory = _factory(endpoint, options, "from_tar", uri_protocol(tar_uri))
         archive = TarArchive(factory, tar_uri, tar_index_uri)
         opener = TarOpener(archive, shuffle, shuffle_chunk_size, seed)
         return cls(factory, opener, transform, rank_sharding)
@@ -301,9 +305,9 @@ def streamed_objects(factory: ClientFactory, stream: ObjectStream) -> Iterator[D
         stream.close()
 
 
-def _factory(endpoint: str, options: ClientOptions, where: str) -> ClientFactory:
+def _factory(endpoint: str, options: ClientOptions, where: str, protocol: str) -> ClientFactory:
     check_options(dict(options), f"OssIterableDataset.{where}()")
-    return ClientFactory(endpoint, **options)
+    return ClientFactory(endpoint, protocol, **options)
 
 
 class _PrefixOpener:
@@ -372,8 +376,8 @@ def open_manifest(factory: ClientFactory, path: str) -> _LocalManifest | _Fetche
     Raises:
         OssNotFoundError: it does not exist.
     """
-    if path.startswith("oss://"):
-        return _FetchedManifest(path, factory.get().get_object(path).read())
+    if path.startswith(("oss://", "s3://")):
+        return _FetchedManifest(path, factory.for_uri(path).get_object(path).read())
     if not os.path.isfile(path):
         raise OssNotFoundError(f"manifest file {path} does not exist")
     return _LocalManifest(path)

@@ -26,7 +26,7 @@ log = logging.getLogger("osstorchconnector")
 
 ManifestParser = Callable[[io.IOBase], Iterable[tuple[str, str]]]
 
-_OSS_SCHEME = "oss://"
+_SCHEMES = ("oss://", "s3://")
 
 
 def imagenet_manifest_parser(reader: io.IOBase) -> Iterator[tuple[str, str]]:
@@ -134,10 +134,11 @@ def manifest_entries(
                 raise OssConfigError(
                     f"manifest {name}: entry {index} from parser {parser_name} has an empty key"
                 )
-            if not base_uri and not key.startswith(_OSS_SCHEME):
+            if not base_uri and not key.startswith(_SCHEMES):
                 raise OssConfigError(
-                    f"manifest {name}: entry {index} ({key!r}) is not an oss:// URI and "
-                    'oss_base_uri is "" (pass the oss://bucket/prefix/ the keys are relative to)'
+                    f"manifest {name}: entry {index} ({key!r}) is not an oss:// or s3:// URI "
+                    'and oss_base_uri is "" (pass the oss://bucket/prefix/ the keys are '
+                    "relative to)"
                 )
             yield join_uri(base_uri, key), label
     except OssConfigError:
@@ -163,7 +164,7 @@ def join_uri(base_uri: str, key: str) -> str:
     Returns:
         The object's ``oss://`` URI (or ``key`` unchanged when the base is empty).
     """
-    if not base_uri or key.startswith(_OSS_SCHEME):
+    if not base_uri or key.startswith(_SCHEMES):
         return key
     return base_uri + key
 

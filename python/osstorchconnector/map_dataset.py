@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._catalogue import Catalogue, listed, named
 from ._client import ClientFactory, ClientOptions, check_options
-from ._core import parse_oss_uri
+from ._core import parse_oss_uri, uri_protocol
 from ._share import Pass
 from ._torch import MapDatasetBase
 from .data_object import DataObject
@@ -69,7 +69,7 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
             OssNotFoundError: the bucket does not exist.
         """
         bucket, prefix = parse_oss_uri(oss_uri)
-        factory = _factory(endpoint, options, "from_prefix")
+        factory = _factory(endpoint, options, "from_prefix", uri_protocol(oss_uri))
         return cls(factory, listed(factory.get(), bucket, prefix), transform)
 
     @classmethod
@@ -93,7 +93,7 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
         catalogue = named(((uri, "") for uri in uris), parse_oss_uri)
         if not len(catalogue):
             raise ValueError("OssMapDataset.from_objects(): object_uris is empty")
-        factory = _factory(endpoint, options, "from_objects")
+        factory = _factory(endpoint, options, "from_objects", catalogue.protocol)
         return cls(factory, catalogue, transform)
 
     @classmethod
@@ -117,10 +117,13 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
         """
         if oss_base_uri:
             parse_oss_uri(oss_base_uri)
-        factory = _factory(endpoint, options, "from_manifest_file")
+        protocol = uri_protocol(oss_base_uri) if oss_base_uri else "oss"
+        factory = _factory(endpoint, options, "from_manifest_file", protocol)
         manifest = open_manifest(factory, manifest_file_path)
         entries = ManifestOpener(manifest, manifest_parser, oss_base_uri).entries(Pass(0, 1))
-        return cls(factory, named(entries, parse_oss_uri), transform)
+        catalogue = named(entries, parse_oss_uri)
+        factory.protocol = catalogue.protocol
+        return cls(factory, catalogue, transform)
 
     @classmethod
     def from_tar(
@@ -141,7 +144,7 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
             OssNotFoundError: the archive or the index does not exist.
             ValueError: the two URIs name different buckets, or the index is not one.
         """
-        factory = _factory(endpoint, options, "from_tar")
+        factory = _factory(endpoint, options, "from_tar", uri_protocol(tar_uri))
         return cls(factory, TarArchive(factory, tar_uri, tar_index_uri), transform)
 
     def __len__(self) -> int:
@@ -191,9 +194,9 @@ class OssMapDataset(MapDatasetBase):  # type: ignore[misc]
         return position
 
 
-def _factory(endpoint: str, options: ClientOptions, where: str) -> ClientFactory:
+def _factory(endpoint: str, options: ClientOptions, where: str, protocol: str) -> ClientFactory:
     check_options(dict(options), f"OssMapDataset.{where}()")
-    return ClientFactory(endpoint, **options)
+    return ClientFactory(endpoint, protocol, **options)
 
 
 class _Source(Protocol):

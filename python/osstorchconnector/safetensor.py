@@ -263,7 +263,7 @@ class OssSafetensor(Connected):
             OssError: the upload failed.
         """
         header, ordered = _plan(tensors, metadata)
-        with ObjectWriter(self._factory.get().upload(oss_uri), oss_uri) as writer:
+        with ObjectWriter(self._factory.for_uri(oss_uri).upload(oss_uri), oss_uri) as writer:
             _write(header, ordered, writer)
 
     @staticmethod

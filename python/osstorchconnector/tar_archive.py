@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
 from ._client import ClientFactory, ClientOptions
-from ._core import parse_oss_uri
+from ._core import parse_oss_uri, uri_protocol
 from ._tar_format import index_blocks
 from ._tar_index import encode_index
 from ._tar_writer import SourceFile, write_archive
@@ -28,7 +28,7 @@ from .data_object import DataObject
 from .iterable_dataset import streamed_objects
 from .writer import ObjectWriter
 
-_OSS_SCHEME = "oss://"
+_REMOTE = ("oss://", "s3://")
 
 
 def generate_tar_archive(
@@ -101,7 +101,8 @@ def generate_tar_archive(
 
 
 class _Oss:
-    """OSS access for the paths that need it; built only when one is an ``oss://`` URI."""
+    """Store access for the paths that need it; built only when one is an ``oss://`` (or
+    ``s3://``) URI; they all speak the protocol of the first."""
 
     def __init__(
         self,
@@ -113,14 +114,17 @@ class _Oss:
         paths: list[str],
     ) -> None:
         self._factory: ClientFactory | None = None
-        if any(_is_oss(p) for p in paths):
+        remote = [p for p in paths if _is_oss(p)]
+        if remote:
             options = ClientOptions(
                 cred_path=cred_path,
                 config_path=config_path,
                 cred_provider=cred_provider,
                 region=region,
             )
-            self._factory = checkpoint_factory(endpoint, options, "generate_tar_archive")
+            protocol = uri_protocol(remote[0])
+            where = "generate_tar_archive"
+            self._factory = checkpoint_factory(endpoint, options, where, protocol=protocol)
 
     def _client(self) -> ClientFactory:
         assert self._factory is not None, "built for oss:// paths"
@@ -188,7 +192,7 @@ def _opened(obj: DataObject) -> Callable[[], contextlib.AbstractContextManager[B
 
 
 def _is_oss(path: str) -> bool:
-    return path.startswith(_OSS_SCHEME)
+    return path.startswith(_REMOTE)
 
 
 def index_local_archive(tar_path: str) -> bytes:

@@ -24,8 +24,8 @@ use crate::ops::local::LocalStore;
 use crate::per_process::PerProcess;
 use crate::pipeline::StreamSettings;
 use crate::protocol::endpoint::Endpoint;
-use crate::protocol::OSS;
-use crate::sign::OssV4Signer;
+use crate::protocol::{Dialect, OSS, S3};
+use crate::sign::{AwsV4Signer, OssV4Signer, Signer};
 use crate::upload::UploadSettings;
 
 const MIB: u64 = 1024 * 1024;
@@ -40,7 +40,10 @@ pub struct SessionBuilder {
     provider: Option<Box<dyn ProvideCredential>>,
     path_style: Option<bool>,
     default_cred_file: Option<PathBuf>,
+    /// The region the environment names; `None`: read it at build time, for the protocol.
     env_region: Option<String>,
+    /// The protocol: OSS unless told otherwise.
+    dialect: Option<&'static Dialect>,
 }
 
 impl SessionBuilder {
@@ -49,12 +52,18 @@ impl SessionBuilder {
         SessionBuilder {
             endpoint: endpoint.into(),
             default_cred_file: FileProvider::default_path(),
-            env_region: std::env::var(OSS.region_env).ok(),
             ..Default::default()
         }
     }
 
-    /// Region; empty means `OSS_REGION`, then inference from the endpoint.
+    /// The protocol spoken: `oss://` (the default) or `s3://` URIs.
+    pub(crate) fn with_dialect(mut self, dialect: &'static Dialect) -> Self {
+        self.dialect = Some(dialect);
+        self
+    }
+
+    /// Region; empty means the protocol's environment variable (`OSS_REGION`; `AWS_REGION`,
+    /// then `AWS_DEFAULT_REGION`), then inference from the endpoint (S3: else `us-east-1`).
     pub fn with_region(mut self, region: impl Into<String>) -> Self {
         self.region = region.into();
         self
@@ -90,15 +99,25 @@ impl SessionBuilder {
     /// `InvalidInput` for the endpoint or an unresolvable region, `File` for the config or
     /// credentials file, `NoCredentials` listing what was tried.
     pub fn build(self) -> Result<Session> {
-        // An empty endpoint is the official's local-path mode: files, no server, no signing.
-        let local = self.endpoint.trim().is_empty();
+        let dialect = self.dialect.unwrap_or(&OSS);
+        let env_region = self.env_region.clone().or_else(|| region_from_env(dialect));
+        // An empty endpoint is the official's local-path mode (files, no server, no signing)
+        // for oss://; for s3:// it is AWS's endpoint of the region.
+        let local = self.endpoint.trim().is_empty() && dialect == &OSS;
         let (endpoint, region) = if local {
             (Endpoint::parse(UNUSED_ENDPOINT, Some(true))?, String::new())
+        } else if dialect == &S3 {
+            s3_endpoint(
+                &self.endpoint,
+                &self.region,
+                env_region.as_deref(),
+                self.path_style,
+            )?
         } else {
             let endpoint = Endpoint::parse(&self.endpoint, self.path_style)?;
             let region = resolve_region(
                 &self.region,
-                self.env_region.as_deref(),
+                env_region.as_deref(),
                 &endpoint,
                 &self.endpoint,
             )?;
@@ -112,9 +131,11 @@ impl SessionBuilder {
         if !self.cred_path.is_empty() {
             chain = chain.push(Box::new(FileProvider::required(&self.cred_path)));
         }
-        chain = chain.push(Box::new(EnvProvider::default()));
-        if let Some(default) = self.default_cred_file {
-            chain = chain.push(Box::new(FileProvider::optional(default)));
+        if dialect == &OSS {
+            chain = chain.push(Box::new(EnvProvider::default()));
+            if let Some(default) = self.default_cred_file {
+                chain = chain.push(Box::new(FileProvider::optional(default)));
+            }
         }
         let credentials = Arc::new(CredentialCache::new(Box::new(chain)));
         if !local {
@@ -127,6 +148,7 @@ impl SessionBuilder {
             Some(Arc::new(AuditLog::open(audit_path)?))
         };
         Ok(Session {
+            dialect,
             endpoint,
             region,
             loaded,
@@ -140,6 +162,48 @@ impl SessionBuilder {
 
 /// Stands in for the endpoint in local-path mode, where no request is sent.
 const UNUSED_ENDPOINT: &str = "http://127.0.0.1";
+
+/// The S3 region with no other source.
+const S3_DEFAULT_REGION: &str = "us-east-1";
+
+fn region_from_env(dialect: &Dialect) -> Option<String> {
+    let fallback = (dialect == &S3).then_some("AWS_DEFAULT_REGION");
+    [Some(dialect.region_env), fallback]
+        .into_iter()
+        .flatten()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|r| !r.trim().is_empty())
+}
+
+/// An S3 endpoint and region: AWS's own endpoint of the region when none is given; the
+/// region from the argument, the environment or an AWS endpoint's name, else `us-east-1`;
+/// path style by default for IPs, `localhost` and endpoints with a port (MinIO and the like),
+/// virtual-hosted for the rest (AWS requires it for new buckets).
+fn s3_endpoint(
+    raw: &str,
+    explicit: &str,
+    env: Option<&str>,
+    path_style: Option<bool>,
+) -> Result<(Endpoint, String)> {
+    let given = [Some(explicit), env]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|r| !r.is_empty())
+        .map(str::to_string);
+    if raw.trim().is_empty() {
+        let region = given.unwrap_or_else(|| S3_DEFAULT_REGION.to_string());
+        let url = format!("https://s3.{region}.amazonaws.com");
+        return Ok((Endpoint::parse(&url, path_style)?, region));
+    }
+    let probe = Endpoint::parse(raw, path_style)?;
+    let style = path_style.or_else(|| probe.port.is_some().then_some(true));
+    let endpoint = Endpoint::parse(raw, style)?;
+    let region = given
+        .or_else(|| endpoint.infer_region())
+        .unwrap_or_else(|| S3_DEFAULT_REGION.to_string());
+    Ok((endpoint, region))
+}
 
 fn resolve_region(
     explicit: &str,
@@ -170,6 +234,7 @@ fn resolve_region(
 /// Validated options plus the per-process client built from them.
 #[derive(Debug)]
 pub struct Session {
+    dialect: &'static Dialect,
     endpoint: Endpoint,
     region: String,
     loaded: LoadedConfig,
@@ -182,6 +247,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The protocol this session speaks.
+    pub(crate) fn dialect(&self) -> &'static Dialect {
+        self.dialect
+    }
+
     /// The signing region.
     pub fn region(&self) -> &str {
         &self.region
@@ -268,10 +338,15 @@ impl Session {
                     .prefetch_concurrency
                     .max(ClientSettings::default().max_idle_connections),
             };
+            let signer: Arc<dyn Signer> = if self.dialect == &S3 {
+                Arc::new(AwsV4Signer::new(self.region.clone()))
+            } else {
+                Arc::new(OssV4Signer::new(self.region.clone()))
+            };
             let client = OssClient::new(
                 self.endpoint.clone(),
-                &OSS,
-                Arc::new(OssV4Signer::new(self.region.clone())),
+                self.dialect,
+                signer,
                 self.credentials.clone(),
                 settings,
             )?;

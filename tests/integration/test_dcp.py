@@ -156,3 +156,38 @@ def test_a_failed_save_never_looks_complete(
     assert not oss_server.exists(bucket, "broken/.metadata")
     assert not oss_server.exists(bucket, "broken/.metadata.tmp")
     assert oss_server.pending_uploads(bucket) == []
+
+
+def async_rank(rank: int, port: int, conn: dict[str, Any], uri: str) -> None:
+    import faulthandler
+    import sys
+
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
+    )
+    try:
+        mesh = init_device_mesh("cpu", (WORLD,))
+        fs = OssDCPFileSystem(**conn)
+        state = {"w": distribute_tensor(FULL * 2, mesh, [Shard(0)])}
+        # staged now, written while this rank goes on
+        dcp.async_save(state, storage_writer=fs.writer(uri)).result()
+        back = {"w": distribute_tensor(torch.zeros_like(FULL), mesh, [Shard(0)])}
+        dcp.load(back, storage_reader=fs.reader(uri))
+        assert torch.equal(back["w"].full_tensor(), FULL * 2)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_dcp_async_save(oss_server: OssServer, bucket: str, tmp_path: Path) -> None:
+    conn = {
+        "endpoint": oss_server.endpoint,
+        "region": oss_server.region,
+        "cred_path": str(oss_server.write_cred_file(tmp_path / "cred.json")),
+    }
+    uri = f"oss://{bucket}/async/step-1"
+    mp.spawn(async_rank, args=(free_port(), conn, uri), nprocs=WORLD, join=True)
+    assert oss_server.exists(bucket, "async/step-1/.metadata")

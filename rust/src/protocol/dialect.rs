@@ -48,6 +48,25 @@ pub(crate) static OSS: Dialect = Dialect {
     clock_skew_code: "RequestTimeTooSkewed",
 };
 
+/// S3 and S3-compatible stores (MinIO, OSS's S3 endpoint, ...).
+pub(crate) static S3: Dialect = Dialect {
+    scheme: "s3://",
+    region_env: "AWS_REGION",
+    request_id_header: "x-amz-request-id",
+    error_header: None,
+    crc64_header: None,
+    copy_source_header: "x-amz-copy-source",
+    credential_codes: &["ExpiredToken", "InvalidToken", "TokenRefreshRequired"],
+    throttling_codes: &[
+        "SlowDown",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+    ],
+    clock_skew_code: "RequestTimeTooSkewed",
+};
+
 impl Dialect {
     /// Whether an error answer asks the client to slow down.
     pub(crate) fn is_throttling(&self, status: u16, code: &str) -> bool {

@@ -149,6 +149,9 @@ fn infer_region_from_host(host: &str) -> Option<String> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     };
     let labels: Vec<&str> = host.split('.').collect();
+    if host.ends_with(".amazonaws.com") {
+        return infer_aws_region(&labels, valid);
+    }
     if !host.ends_with(".aliyuncs.com") || labels.len() < 3 {
         return None;
     }
@@ -169,6 +172,27 @@ fn infer_region_from_host(host: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// `s3.<region>.amazonaws.com`, `s3-<region>.amazonaws.com`, `s3.dualstack.<region>...`,
+/// possibly behind a bucket label; the global `s3.amazonaws.com` is `us-east-1`.
+fn infer_aws_region(labels: &[&str], valid: impl Fn(&str) -> bool) -> Option<String> {
+    let s3 = labels
+        .iter()
+        .rposition(|l| *l == "s3" || l.starts_with("s3-"))?;
+    if let Some(region) = labels[s3].strip_prefix("s3-") {
+        return valid(region).then(|| region.to_string());
+    }
+    let after: Vec<&str> = labels[s3 + 1..labels.len() - 2]
+        .iter()
+        .copied()
+        .filter(|l| *l != "dualstack")
+        .collect();
+    match after.as_slice() {
+        [] => Some("us-east-1".to_string()),
+        [region] if valid(region) => Some(region.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +219,16 @@ mod tests {
                 Some("cn-beijing"),
             ),
             ("oss-cn-hangzhou.aliyuncs.com", Some("cn-hangzhou")),
+            ("https://s3.eu-west-1.amazonaws.com", Some("eu-west-1")),
+            ("bucket.s3.us-west-2.amazonaws.com", Some("us-west-2")),
+            ("s3-ap-south-1.amazonaws.com", Some("ap-south-1")),
+            (
+                "s3.dualstack.ca-central-1.amazonaws.com",
+                Some("ca-central-1"),
+            ),
+            ("s3.amazonaws.com", Some("us-east-1")),
+            ("s3.x.y.amazonaws.com", None),
+            ("ec2.amazonaws.com", None),
             (
                 "https://oss-ap-southeast-1.aliyuncs.com:443",
                 Some("ap-southeast-1"),

@@ -1,4 +1,4 @@
-//! What requests and answers look like on the wire: `oss://` URIs, endpoints and addressing,
+//! What requests and answers look like on the wire: `oss://` and `s3://` URIs, endpoints and addressing,
 //! the XML documents, and the protocol's names ([`dialect`]).
 
 pub(crate) mod dialect;
@@ -9,7 +9,7 @@ pub(crate) mod xml;
 
 use std::fmt;
 
-pub(crate) use dialect::{Dialect, OSS};
+pub(crate) use dialect::{Dialect, OSS, S3};
 
 /// An object (or a bucket, with an empty key) as requests address it and messages name it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,61 +1,92 @@
-//! `oss://bucket/key` URIs.
+//! Object URIs: `oss://bucket/key` (OSS) and `s3://bucket/key` (S3-compatible stores). The
+//! scheme chooses the protocol.
 
+use super::dialect::{Dialect, OSS, S3};
 use crate::error::{Error, Result};
 
-/// The scheme every object URI must carry.
-pub(crate) const SCHEME: &str = "oss://";
-
-/// A parsed `oss://bucket/key` URI. `key` may be empty (a whole bucket, or an empty prefix).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct OssUri {
+/// A parsed `oss://bucket/key` or `s3://bucket/key`. `key` may be empty (a whole bucket, or an
+/// empty prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectUri {
+    /// The protocol the scheme names.
+    pub dialect: &'static Dialect,
     /// Bucket name.
     pub bucket: String,
     /// Object key or key prefix, exactly as it is stored (no leading `/`).
     pub key: String,
 }
 
-impl OssUri {
-    /// Parses `oss://bucket[/key]`.
+impl ObjectUri {
+    /// Parses `oss://bucket[/key]` or `s3://bucket[/key]`.
     ///
     /// # Errors
-    /// `InvalidInput` naming the URI when the scheme is not `oss://`, the bucket is empty or not
-    /// a valid bucket name, or the key starts with `/`.
+    /// `InvalidInput` naming the URI when the scheme is neither, the bucket is empty or not a
+    /// valid bucket name, or the key starts with `/`.
     pub(crate) fn parse(uri: &str) -> Result<Self> {
-        let rest = uri.strip_prefix(SCHEME).ok_or_else(|| {
-            Error::invalid(
-                "OSS URI",
-                uri,
-                "it must start with oss:// (for example oss://bucket/path/to/object)",
-            )
-        })?;
+        let (dialect, rest) = [&OSS, &S3]
+            .into_iter()
+            .find_map(|d| uri.strip_prefix(d.scheme).map(|rest| (d, rest)))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "object URI",
+                    uri,
+                    "it must start with oss:// or s3:// (for example oss://bucket/path/to/object)",
+                )
+            })?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(Error::invalid(
-                "OSS URI",
+                "object URI",
                 uri,
-                "the bucket name is empty (expected oss://bucket/key)",
+                format!(
+                    "the bucket name is empty (expected {}bucket/key)",
+                    dialect.scheme
+                ),
             ));
         }
         if let Err(reason) = check_bucket_name(bucket) {
-            return Err(Error::invalid("OSS URI", uri, reason));
+            return Err(Error::invalid("object URI", uri, reason));
         }
         if key.starts_with('/') {
             return Err(Error::invalid(
-                "OSS URI",
+                "object URI",
                 uri,
-                "the object key starts with '/' (write oss://bucket/key, with a single slash)",
+                format!(
+                    "the object key starts with '/' (write {}bucket/key, with a single slash)",
+                    dialect.scheme
+                ),
             ));
         }
-        Ok(OssUri {
+        Ok(ObjectUri {
+            dialect,
             bucket: bucket.to_string(),
             key: key.to_string(),
         })
     }
+
+    /// Parses a URI that must be of `dialect`'s protocol (the one a client speaks).
+    ///
+    /// # Errors
+    /// As [`ObjectUri::parse`], and `InvalidInput` when the scheme names the other protocol.
+    pub(crate) fn parse_for(uri: &str, dialect: &'static Dialect) -> Result<Self> {
+        let parsed = Self::parse(uri)?;
+        if parsed.dialect != dialect {
+            return Err(Error::invalid(
+                "object URI",
+                uri,
+                format!(
+                    "this client was made for {} URIs; make another one for {}",
+                    dialect.scheme, parsed.dialect.scheme
+                ),
+            ));
+        }
+        Ok(parsed)
+    }
 }
 
-impl std::fmt::Display for OssUri {
+impl std::fmt::Display for ObjectUri {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{SCHEME}{}/{}", self.bucket, self.key)
+        write!(f, "{}{}/{}", self.dialect.scheme, self.bucket, self.key)
     }
 }
 
@@ -92,24 +123,41 @@ mod tests {
 
     #[test]
     fn parses_bucket_and_key() {
-        let u = OssUri::parse("oss://ai-testset/EnglistImg/Img/a b+c.png").unwrap();
+        let u = ObjectUri::parse("oss://ai-testset/EnglistImg/Img/a b+c.png").unwrap();
         assert_eq!(u.bucket, "ai-testset");
         assert_eq!(u.key, "EnglistImg/Img/a b+c.png");
         assert_eq!(u.to_string(), "oss://ai-testset/EnglistImg/Img/a b+c.png");
+        assert_eq!(u.dialect, &OSS);
+        let s3 = ObjectUri::parse("s3://my-bucket/a/b").unwrap();
+        assert_eq!(
+            (s3.dialect, s3.bucket.as_str(), s3.key.as_str()),
+            (&S3, "my-bucket", "a/b")
+        );
+        assert_eq!(s3.to_string(), "s3://my-bucket/a/b");
+    }
+
+    #[test]
+    fn a_client_takes_only_its_own_scheme() {
+        assert!(ObjectUri::parse_for("oss://bkt/k", &OSS).is_ok());
+        let err = ObjectUri::parse_for("s3://bkt/k", &OSS)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("made for oss://"), "{err}");
     }
 
     #[test]
     fn bucket_only_and_trailing_slash_mean_empty_key() {
-        assert_eq!(OssUri::parse("oss://bkt").unwrap().key, "");
-        assert_eq!(OssUri::parse("oss://bkt/").unwrap().key, "");
-        assert_eq!(OssUri::parse("oss://bkt/dir/").unwrap().key, "dir/");
+        assert_eq!(ObjectUri::parse("oss://bkt").unwrap().key, "");
+        assert_eq!(ObjectUri::parse("oss://bkt/").unwrap().key, "");
+        assert_eq!(ObjectUri::parse("oss://bkt/dir/").unwrap().key, "dir/");
     }
 
     #[test]
     fn rejects_bad_uris_with_the_uri_in_the_message() {
         for (uri, needle) in [
-            ("s3://bkt/key", "oss://"),
-            ("bkt/key", "oss://"),
+            ("gs://bkt/key", "oss:// or s3://"),
+            ("bkt/key", "oss:// or s3://"),
+            ("s3:///key", "bucket name is empty"),
             ("oss:///key", "bucket name is empty"),
             ("oss://", "bucket name is empty"),
             ("oss://Bad_Bucket/key", "only lowercase"),
@@ -117,7 +165,7 @@ mod tests {
             ("oss://-bkt/key", "start and end"),
             ("oss://bkt//key", "starts with '/'"),
         ] {
-            let err = OssUri::parse(uri).unwrap_err().to_string();
+            let err = ObjectUri::parse(uri).unwrap_err().to_string();
             assert!(err.contains(needle), "{uri}: {err}");
             assert!(err.contains(&format!("{uri:?}")), "{uri}: {err}");
         }
@@ -126,15 +174,15 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn parse_never_panics_and_round_trips(s in ".*") {
-            if let Ok(u) = OssUri::parse(&s) {
-                let again = OssUri::parse(&u.to_string()).unwrap();
+            if let Ok(u) = ObjectUri::parse(&s) {
+                let again = ObjectUri::parse(&u.to_string()).unwrap();
                 proptest::prop_assert_eq!(again, u);
             }
         }
 
         #[test]
         fn any_key_survives(key in "[^/].*") {
-            let u = OssUri::parse(&format!("oss://bucket/{key}")).unwrap();
+            let u = ObjectUri::parse(&format!("oss://bucket/{key}")).unwrap();
             proptest::prop_assert_eq!(u.key, key);
         }
     }

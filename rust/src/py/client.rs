@@ -19,7 +19,8 @@ use crate::per_process::ProcessBound;
 use crate::pipeline::ranges::RangeStream;
 use crate::pipeline::span_read::{read_span_into, Span, SpanPlan};
 use crate::pipeline::{ObjectStream, Shard};
-use crate::protocol::uri::OssUri;
+use crate::protocol::uri::ObjectUri;
+use crate::protocol::{OSS, S3};
 use crate::session::{Session, SessionBuilder};
 use crate::upload::Upload;
 
@@ -33,6 +34,11 @@ pub(crate) struct PyClient {
 }
 
 impl PyClient {
+    /// `uri` parsed, refused unless it is of this client's protocol.
+    fn uri(&self, uri: &str) -> PyResult<ObjectUri> {
+        Ok(ObjectUri::parse_for(uri, self.session.dialect())?)
+    }
+
     fn get(
         &self,
         py: Python<'_>,
@@ -57,7 +63,8 @@ impl PyClient {
 #[pymethods]
 impl PyClient {
     #[new]
-    #[pyo3(signature = (endpoint, *, region="", cred_path="", config_path="", cred_provider=None, path_style=None))]
+    #[pyo3(signature = (endpoint, *, region="", cred_path="", config_path="", cred_provider=None, path_style=None, protocol="oss"))]
+    #[allow(clippy::too_many_arguments)] // Python keywords, one per option
     fn new(
         endpoint: &str,
         region: &str,
@@ -65,8 +72,19 @@ impl PyClient {
         config_path: &str,
         cred_provider: Option<&Bound<'_, PyAny>>,
         path_style: Option<bool>,
+        protocol: &str,
     ) -> PyResult<Self> {
+        let dialect = match protocol {
+            "oss" => &OSS,
+            "s3" => &S3,
+            other => {
+                return Err(
+                    Error::invalid("protocol", other, "it must be \"oss\" or \"s3\"").into(),
+                )
+            }
+        };
         let mut builder = SessionBuilder::new(endpoint)
+            .with_dialect(dialect)
             .with_region(region)
             .with_cred_path(cred_path)
             .with_config_path(config_path)
@@ -77,6 +95,12 @@ impl PyClient {
         Ok(PyClient {
             session: ProcessBound::new(builder.build()?),
         })
+    }
+
+    /// `"oss"` or `"s3"`: the protocol, and the scheme of the URIs this client takes.
+    #[getter]
+    fn protocol(&self) -> &'static str {
+        self.session.dialect().scheme.trim_end_matches("://")
     }
 
     /// The signing region.
@@ -132,7 +156,7 @@ impl PyClient {
         shard_count: usize,
         skip: usize,
     ) -> PyResult<PyObjectStream> {
-        let parsed = OssUri::parse(uri)?;
+        let parsed = self.uri(uri)?;
         if shard_count == 0 || shard_index >= shard_count {
             let shard = format!("{shard_index}/{shard_count}");
             return Err(
@@ -153,7 +177,12 @@ impl PyClient {
                 skip,
             },
         );
-        Ok(PyObjectStream::new(stream, runtime, None))
+        Ok(PyObjectStream::new(
+            stream,
+            runtime,
+            None,
+            self.session.dialect(),
+        ))
     }
 
     /// Streams the objects named by an iterable of `(uri, label)` pairs, in that order.
@@ -166,12 +195,17 @@ impl PyClient {
             self.session.budget(),
             self.session.stream_settings(),
         );
-        Ok(PyObjectStream::new(stream, runtime, Some(source)))
+        Ok(PyObjectStream::new(
+            stream,
+            runtime,
+            Some(source),
+            self.session.dialect(),
+        ))
     }
 
     /// Reads a whole object.
     fn get_object(&self, py: Python<'_>, uri: &str) -> PyResult<PyBody> {
-        let parsed = OssUri::parse(uri)?;
+        let parsed = self.uri(uri)?;
         self.get(py, &parsed.bucket, &parsed.key, None, None)
     }
 
@@ -285,7 +319,7 @@ impl PyClient {
 
     /// Starts writing the object at `uri` (`checkpointConfig` sizes its parts and memory).
     fn upload(&self, uri: &str) -> PyResult<PyUpload> {
-        let parsed = OssUri::parse(uri)?;
+        let parsed = self.uri(uri)?;
         let runtime = self.session.runtime()?;
         let client = self.session.client()?;
         let target = client.target(&parsed.bucket, &parsed.key);
@@ -300,7 +334,7 @@ impl PyClient {
 
     /// `(size, etag, crc64 or None)` of the object at `uri`.
     fn head_object(&self, py: Python<'_>, uri: &str) -> PyResult<(u64, String, Option<u64>)> {
-        let parsed = OssUri::parse(uri)?;
+        let parsed = self.uri(uri)?;
         let runtime = self.session.runtime()?;
         let client = self.session.client()?;
         let target = client.target(&parsed.bucket, &parsed.key);
@@ -335,7 +369,7 @@ impl PyClient {
 
     /// Deletes the object at `uri` (a missing one is not an error).
     fn delete_object(&self, py: Python<'_>, uri: &str) -> PyResult<()> {
-        let parsed = OssUri::parse(uri)?;
+        let parsed = self.uri(uri)?;
         let runtime = self.session.runtime()?;
         let client = self.session.client()?;
         let target = client.target(&parsed.bucket, &parsed.key);
@@ -345,7 +379,7 @@ impl PyClient {
 
     /// Copies the object at `source` to `target` on the server; returns the copy's ETag.
     fn copy_object(&self, py: Python<'_>, source: &str, target: &str) -> PyResult<String> {
-        let (from, to) = (OssUri::parse(source)?, OssUri::parse(target)?);
+        let (from, to) = (self.uri(source)?, self.uri(target)?);
         let runtime = self.session.runtime()?;
         let client = self.session.client()?;
         let from = client.target(&from.bucket, &from.key);

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 
-use crate::protocol::uri::OssUri;
+use crate::protocol::uri::ObjectUri;
 
 /// pyo3-log caches Python logger levels; this handle drops the cache after they change.
 static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
@@ -27,11 +27,21 @@ fn reset_log_cache() {
     }
 }
 
-/// Splits `oss://bucket/key` into `(bucket, key)`, raising `OssConfigError` when malformed.
+/// Splits `oss://bucket/key` (or `s3://bucket/key`) into `(bucket, key)`, raising
+/// `OssConfigError` when malformed.
 #[pyfunction]
 fn parse_oss_uri(uri: &str) -> PyResult<(String, String)> {
-    let parsed = OssUri::parse(uri)?;
+    let parsed = ObjectUri::parse(uri)?;
     Ok((parsed.bucket, parsed.key))
+}
+
+/// The protocol a URI names: `"oss"` or `"s3"`, raising `OssConfigError` when malformed.
+#[pyfunction]
+fn uri_protocol(uri: &str) -> PyResult<&'static str> {
+    Ok(ObjectUri::parse(uri)?
+        .dialect
+        .scheme
+        .trim_end_matches("://"))
 }
 
 #[pymodule]
@@ -52,6 +62,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<upload::PyUpload>()?;
     m.add_function(wrap_pyfunction!(body::read_via, m)?)?;
     m.add_function(wrap_pyfunction!(parse_oss_uri, m)?)?;
+    m.add_function(wrap_pyfunction!(uri_protocol, m)?)?;
     m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
     Ok(())
 }

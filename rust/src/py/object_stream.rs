@@ -17,7 +17,8 @@ use crate::memory::chunks::Chunks;
 use crate::memory::lent::{Lent, Owner};
 use crate::per_process::ProcessBound;
 use crate::pipeline::{ObjectRequest, ObjectStream};
-use crate::protocol::uri::OssUri;
+use crate::protocol::uri::ObjectUri;
+use crate::protocol::Dialect;
 
 /// One object as the stream hands it to Python.
 #[pyclass(
@@ -88,6 +89,8 @@ pub(crate) struct PyObjectStream {
     runtime: ProcessBound<Arc<Runtime>>,
     /// Python iterator of `(uri, label)` still to be queued; `None` once exhausted.
     source: Option<Py<PyIterator>>,
+    /// The protocol whose URIs the source may name.
+    dialect: &'static Dialect,
     /// Whether the first object was asked for.
     started: bool,
 }
@@ -97,11 +100,13 @@ impl PyObjectStream {
         stream: ObjectStream,
         runtime: Arc<Runtime>,
         source: Option<Py<PyIterator>>,
+        dialect: &'static Dialect,
     ) -> Self {
         PyObjectStream {
             stream: ProcessBound::new(Arc::new(Mutex::new(stream))),
             runtime: ProcessBound::new(runtime),
             source,
+            dialect,
             started: false,
         }
     }
@@ -118,7 +123,7 @@ impl PyObjectStream {
                 return Ok(());
             };
             let (uri, label, size) = source_item(&item?)?;
-            match OssUri::parse(&uri) {
+            match ObjectUri::parse_for(&uri, self.dialect) {
                 Ok(u) => stream.push(ObjectRequest {
                     bucket: u.bucket,
                     key: u.key,
