@@ -207,6 +207,7 @@ class Client:
     concurrency: int = 0  # written into the OSS config when > 0
     connections: int = 0  # wrk
     warm_epochs: int = 0  # untimed epochs in the same process before the timed one
+    scheme: str = "oss"  # ours: the URIs' scheme, so the protocol (s3: AWS SigV4, S3 XML)
 
 
 @dataclass
@@ -237,6 +238,7 @@ def clients(quick: bool, w: Workload) -> list[Client]:
     datasets = (*both, "map") if w.map else both
     out = [
         Client("ours", "ours.py", ours, datasets),
+        Client("ours (s3)", "ours.py", ours, datasets, scheme="s3"),
         Client("official", "official.py", official, datasets),
         Client("s3torchconnector", "s3torch.py", peers, datasets),
         Client("boto3 16 threads", "boto3_pool.py", peers, ("single",)),
@@ -301,7 +303,9 @@ def command(env: Env, w: Workload, c: Client, mode: str) -> tuple[list[str], dic
     tag = f"{c.script[:-3]}-{c.concurrency}"
     if c.script == "ours.py":
         args += ["--endpoint", f"http://127.0.0.1:{port}", "--cred-path", str(env.cred_path)]
-        args += ["--warm-epochs", str(c.warm_epochs)]
+        args += ["--warm-epochs", str(c.warm_epochs), "--scheme", c.scheme]
+        if c.scheme == "s3":
+            args += ["--region", "us-east-1"]
         args += [
             "--config-path",
             str(write_config(env, c, tag)),

@@ -40,6 +40,7 @@ def parse_args(
     p.add_argument("--cred-path", default="", help="credentials JSON (OSS clients)")
     p.add_argument("--config-path", default="", help="connector config JSON (OSS clients)")
     p.add_argument("--region", default="cn-hangzhou")
+    p.add_argument("--scheme", default="oss", help="ours: oss or s3 (the protocol spoken)")
     p.add_argument("--paths-file", default="", help="object URL paths, one a line (wrk)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections")
     p.add_argument("--threads", type=int, default=16, help="boto3 thread pool size")
@@ -136,9 +137,9 @@ def time_oss_datasets(args: argparse.Namespace) -> dict[str, Any]:
 
     def make(**kw: Any) -> Any:
         if args.tar:
-            tar = f"oss://{args.bucket}/{args.tar}"
+            tar = f"{args.scheme}://{args.bucket}/{args.tar}"
             return cls.from_tar(tar, tar + ".idx", **conn, **kw)
-        return cls.from_prefix(f"oss://{args.bucket}/{args.prefix}", **conn, **kw)
+        return cls.from_prefix(f"{args.scheme}://{args.bucket}/{args.prefix}", **conn, **kw)
 
     if args.mode == "map":
         # the official's DataObjects do not pickle: the transform returns the length

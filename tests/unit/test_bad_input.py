@@ -29,8 +29,8 @@ def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("uri", "needle"),
     [
-        ("s3://bucket/prefix/", "must start with oss://"),
-        ("bucket/prefix/", "must start with oss://"),
+        ("gs://bucket/prefix/", "must start with oss:// or s3://"),
+        ("bucket/prefix/", "must start with oss:// or s3://"),
         ("oss:///prefix/", "bucket name is empty"),
         ("oss://", "bucket name is empty"),
         ("oss://Upper_Case/x", "only lowercase"),
