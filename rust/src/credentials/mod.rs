@@ -15,6 +15,14 @@ pub(crate) use file::FileProvider;
 
 use crate::error::Result;
 
+/// Reads an environment variable: the process's own, or a map a test injects.
+pub(crate) type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment, read when a credential is loaded (not when the provider is made).
+pub(crate) fn process_env() -> EnvLookup {
+    Arc::new(|name| std::env::var(name).ok())
+}
+
 /// An access key pair, optionally with an STS token and its expiry.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
@@ -138,9 +146,19 @@ impl CredentialCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An environment of exactly `pairs`.
+    pub(crate) fn lookup(pairs: &[(&str, &str)]) -> EnvLookup {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Arc::new(move |name| map.get(name).cloned())
+    }
 
     #[derive(Debug)]
     struct Counting {

@@ -11,6 +11,8 @@ pub(crate) struct Dialect {
     pub(crate) region_env: &'static str,
     /// Variables tried, in order, after [`Dialect::region_env`] (see [`Dialect::env_region`]).
     pub(crate) region_env_fallbacks: &'static [&'static str],
+    /// Environment variables holding a key pair and session token.
+    pub(crate) credential_env: CredentialEnv,
     /// Header carrying the request id of an answer.
     pub(crate) request_id_header: &'static str,
     /// Header carrying the error document of a body-less (HEAD) error answer, base64-encoded.
@@ -28,11 +30,27 @@ pub(crate) struct Dialect {
     pub(crate) clock_skew_code: &'static str,
 }
 
+/// The environment variables of a key pair, as the protocol's own SDKs and CLI read them.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CredentialEnv {
+    /// The access key id.
+    pub(crate) access_key_id: &'static str,
+    /// The secret.
+    pub(crate) secret: &'static str,
+    /// The STS session token, when the key pair is temporary.
+    pub(crate) session_token: &'static str,
+}
+
 /// Alibaba Cloud OSS.
 pub(crate) static OSS: Dialect = Dialect {
     scheme: "oss://",
     region_env: "OSS_REGION",
     region_env_fallbacks: &[],
+    credential_env: CredentialEnv {
+        access_key_id: "OSS_ACCESS_KEY_ID",
+        secret: "OSS_ACCESS_KEY_SECRET",
+        session_token: "OSS_SESSION_TOKEN",
+    },
     request_id_header: "x-oss-request-id",
     error_header: Some("x-oss-err"),
     crc64_header: Some("x-oss-hash-crc64ecma"),
@@ -65,6 +83,12 @@ pub(crate) static S3: Dialect = Dialect {
     scheme: "s3://",
     region_env: "AWS_REGION",
     region_env_fallbacks: &["AWS_DEFAULT_REGION"],
+    // https://docs.aws.amazon.com/sdkref/latest/guide/feature-static-credentials.html
+    credential_env: CredentialEnv {
+        access_key_id: "AWS_ACCESS_KEY_ID",
+        secret: "AWS_SECRET_ACCESS_KEY",
+        session_token: "AWS_SESSION_TOKEN",
+    },
     request_id_header: "x-amz-request-id",
     // S3 answers a failed HEAD with a bare status: no body, no header carrying the document.
     error_header: None,
