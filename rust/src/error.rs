@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::protocol::Target;
+use crate::protocol::{Dialect, Target};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -133,6 +133,14 @@ pub struct ServiceError {
     pub server_time: String,
 }
 
+impl ServiceError {
+    /// Whether the code says the credentials are stale or malformed, in the protocol of the
+    /// target's scheme.
+    fn refuses_credentials(&self) -> bool {
+        Dialect::of_scheme(self.target.scheme).is_some_and(|d| d.refuses_credentials(&self.code))
+    }
+}
+
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code = if self.code.is_empty() {
@@ -183,9 +191,14 @@ impl Error {
             | Error::File { .. }
             | Error::NoCredentials { .. }
             | Error::CredentialProvider { .. } => ErrorKind::InvalidInput,
+            // By status, as S3's and OSS's codes agree on them (NoSuchKey, NoSuchBucket,
+            // NoSuchUpload: 404; AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId: 403),
+            // and a HEAD's error has a status but no code.
             Error::Service(e) => match e.status {
                 404 => ErrorKind::NotFound,
                 401 | 403 => ErrorKind::PermissionDenied,
+                // S3 refuses a stale or malformed session token with 400 (`ExpiredToken`).
+                _ if e.refuses_credentials() => ErrorKind::PermissionDenied,
                 _ => ErrorKind::Other,
             },
             Error::Transport { timeout: true, .. } => ErrorKind::Timeout,
@@ -267,6 +280,65 @@ mod tests {
         assert!(text.contains("404"), "{text}");
         assert!(text.contains("5C3D9175B6FC201293AD4890"), "{text}");
         assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn s3_and_oss_codes_map_to_the_same_kinds() {
+        let s3 = |bucket: &str| Target {
+            scheme: crate::protocol::dialect::S3.scheme,
+            bucket: bucket.into(),
+            key: "k".into(),
+        };
+        // Codes and statuses from
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList
+        for (target, status, code, want) in [
+            (s3("b"), 404, "NoSuchKey", ErrorKind::NotFound),
+            (s3("b"), 404, "NoSuchBucket", ErrorKind::NotFound),
+            (s3("b"), 404, "NoSuchUpload", ErrorKind::NotFound),
+            (s3("b"), 404, "", ErrorKind::NotFound), // HEAD: status only
+            (s3("b"), 403, "AccessDenied", ErrorKind::PermissionDenied),
+            (
+                s3("b"),
+                403,
+                "SignatureDoesNotMatch",
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                s3("b"),
+                403,
+                "InvalidAccessKeyId",
+                ErrorKind::PermissionDenied,
+            ),
+            (s3("b"), 403, "NotSignedUp", ErrorKind::PermissionDenied),
+            (s3("b"), 403, "", ErrorKind::PermissionDenied),
+            (s3("b"), 400, "ExpiredToken", ErrorKind::PermissionDenied),
+            (s3("b"), 400, "InvalidToken", ErrorKind::PermissionDenied),
+            (
+                s3("b"),
+                400,
+                "TokenRefreshRequired",
+                ErrorKind::PermissionDenied,
+            ),
+            (s3("b"), 503, "SlowDown", ErrorKind::Other),
+            (s3("b"), 400, "InvalidArgument", ErrorKind::Other),
+            (s3("b"), 400, "SecurityTokenExpired", ErrorKind::Other), // OSS's name
+            (Target::oss("b", "k"), 404, "NoSuchKey", ErrorKind::NotFound),
+            (
+                Target::oss("b", "k"),
+                403,
+                "SecurityTokenExpired",
+                ErrorKind::PermissionDenied,
+            ),
+            (Target::oss("b", "k"), 400, "ExpiredToken", ErrorKind::Other), // S3's name
+        ] {
+            let e = Error::from(ServiceError {
+                status,
+                code: code.into(),
+                target,
+                ..Default::default()
+            });
+            assert_eq!(e.kind(), want, "{e}");
+        }
     }
 
     #[test]

@@ -1,45 +1,35 @@
-//! Credentials from `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET` and `OSS_SESSION_TOKEN`.
+//! Credentials from a protocol's environment variables: `OSS_ACCESS_KEY_ID`,
+//! `OSS_ACCESS_KEY_SECRET`, `OSS_SESSION_TOKEN`, or AWS's `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (the names are the dialect's).
 
-use super::{Credential, ProvideCredential};
+use super::{process_env, Credential, EnvLookup, ProvideCredential};
 use crate::error::Result;
-
-/// Environment variable holding the AccessKeyId.
-pub(crate) const ENV_ACCESS_KEY_ID: &str = "OSS_ACCESS_KEY_ID";
-/// Environment variable holding the AccessKeySecret.
-pub(crate) const ENV_ACCESS_KEY_SECRET: &str = "OSS_ACCESS_KEY_SECRET";
-/// Environment variable holding the STS token.
-pub(crate) const ENV_SESSION_TOKEN: &str = "OSS_SESSION_TOKEN";
-
-type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+use crate::protocol::dialect::CredentialEnv;
+use crate::protocol::OSS;
 
 /// Reads the process environment (or an injected lookup, in tests).
 pub(crate) struct EnvProvider {
-    lookup: Lookup,
+    names: &'static CredentialEnv,
+    lookup: EnvLookup,
 }
 
 impl std::fmt::Debug for EnvProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EnvProvider")
+        write!(f, "EnvProvider({})", self.names.access_key_id)
     }
 }
 
+/// OSS's variables.
 impl Default for EnvProvider {
     fn default() -> Self {
-        EnvProvider {
-            lookup: Box::new(|name| std::env::var(name).ok()),
-        }
+        EnvProvider::with_lookup(&OSS.credential_env, process_env())
     }
 }
 
 impl EnvProvider {
-    /// A provider reading `lookup` instead of the process environment.
-    #[cfg(test)]
-    pub(crate) fn with_lookup(
-        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-    ) -> Self {
-        EnvProvider {
-            lookup: Box::new(lookup),
-        }
+    /// A provider reading `names` through `lookup` instead of the process environment.
+    pub(crate) fn with_lookup(names: &'static CredentialEnv, lookup: EnvLookup) -> Self {
+        EnvProvider { names, lookup }
     }
 
     fn var(&self, name: &str) -> Option<String> {
@@ -49,44 +39,48 @@ impl EnvProvider {
 
 impl ProvideCredential for EnvProvider {
     fn provide_credential(&self) -> Result<Option<Credential>> {
-        let (Some(id), Some(secret)) =
-            (self.var(ENV_ACCESS_KEY_ID), self.var(ENV_ACCESS_KEY_SECRET))
-        else {
+        let (Some(id), Some(secret)) = (
+            self.var(self.names.access_key_id),
+            self.var(self.names.secret),
+        ) else {
             return Ok(None);
         };
         Ok(Some(Credential {
             access_key_id: id,
             access_key_secret: secret,
-            security_token: self.var(ENV_SESSION_TOKEN),
+            security_token: self.var(self.names.session_token),
             expiration: None,
         }))
     }
 
     fn describe(&self) -> String {
-        format!("environment variables {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} (not set)")
+        format!(
+            "environment variables {} and {} (not set)",
+            self.names.access_key_id, self.names.secret
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::credentials::tests::lookup;
+    use crate::protocol::dialect::S3;
 
-    fn env(pairs: &[(&str, &str)]) -> EnvProvider {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        EnvProvider::with_lookup(move |k| map.get(k).cloned())
+    fn env(names: &'static CredentialEnv, pairs: &[(&str, &str)]) -> EnvProvider {
+        EnvProvider::with_lookup(names, lookup(pairs))
     }
 
     #[test]
     fn reads_key_pair_and_token() {
-        let c = env(&[
-            (ENV_ACCESS_KEY_ID, "id"),
-            (ENV_ACCESS_KEY_SECRET, "secret"),
-            (ENV_SESSION_TOKEN, "tok"),
-        ])
+        let c = env(
+            &OSS.credential_env,
+            &[
+                ("OSS_ACCESS_KEY_ID", "id"),
+                ("OSS_ACCESS_KEY_SECRET", "secret"),
+                ("OSS_SESSION_TOKEN", "tok"),
+            ],
+        )
         .provide_credential()
         .unwrap()
         .unwrap();
@@ -96,16 +90,56 @@ mod tests {
     }
 
     #[test]
-    fn half_a_pair_is_nothing() {
-        assert!(env(&[(ENV_ACCESS_KEY_ID, "id")])
+    fn each_protocol_reads_only_its_own_variables() {
+        let both = [
+            ("OSS_ACCESS_KEY_ID", "oss-id"),
+            ("OSS_ACCESS_KEY_SECRET", "oss-secret"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            ),
+            ("AWS_SESSION_TOKEN", "aws-token"),
+        ];
+        let aws = env(&S3.credential_env, &both)
+            .provide_credential()
+            .unwrap()
+            .unwrap();
+        assert_eq!(aws.access_key_id, "AKIDEXAMPLE");
+        assert_eq!(
+            aws.access_key_secret,
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+        );
+        assert_eq!(aws.security_token.as_deref(), Some("aws-token"));
+        let oss = env(&OSS.credential_env, &both)
+            .provide_credential()
+            .unwrap()
+            .unwrap();
+        assert_eq!(oss.access_key_id, "oss-id");
+        assert_eq!(oss.security_token, None);
+        assert!(env(&S3.credential_env, &both[..2])
             .provide_credential()
             .unwrap()
             .is_none());
-        assert!(
-            env(&[(ENV_ACCESS_KEY_ID, "id"), (ENV_ACCESS_KEY_SECRET, "")])
+        assert_eq!(
+            env(&S3.credential_env, &[]).describe(),
+            "environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (not set)"
+        );
+    }
+
+    #[test]
+    fn half_a_pair_is_nothing() {
+        for names in [&OSS.credential_env, &S3.credential_env] {
+            assert!(env(names, &[(names.access_key_id, "id")])
                 .provide_credential()
                 .unwrap()
-                .is_none()
-        );
+                .is_none());
+            assert!(
+                env(names, &[(names.access_key_id, "id"), (names.secret, "")])
+                    .provide_credential()
+                    .unwrap()
+                    .is_none()
+            );
+        }
     }
 }

@@ -1,19 +1,57 @@
 //! Credentials: what they are, where they come from, and the cache that refreshes them.
 
+mod aws_profile;
 mod chain;
 mod env;
 mod file;
+mod ini;
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
 
+pub(crate) use aws_profile::SharedCredentialsProvider;
 pub(crate) use chain::ChainProvider;
 pub(crate) use env::EnvProvider;
 pub(crate) use file::FileProvider;
 
 use crate::error::Result;
+use crate::protocol::dialect::S3;
+
+/// Reads an environment variable: the process's own, or a map a test injects.
+pub(crate) type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment, read when a credential is loaded (not when the provider is made).
+pub(crate) fn process_env() -> EnvLookup {
+    Arc::new(|name| std::env::var(name).ok())
+}
+
+/// Where S3 credentials come from when the caller gives none (`cred_provider`, `cred_path`
+/// come first, as for OSS): `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`,
+/// then the `[default]` (or `AWS_PROFILE`) profile of `~/.aws/credentials` (or
+/// `AWS_SHARED_CREDENTIALS_FILE`), the order of the AWS CLI and SDKs.
+#[allow(
+    dead_code,
+    reason = "the session builds OSS's chain only until issue 16"
+)]
+pub(crate) fn aws_default_chain() -> ChainProvider {
+    aws_chain(process_env())
+}
+
+/// [`aws_default_chain`] reading the environment through `lookup`.
+#[allow(
+    dead_code,
+    reason = "the session builds OSS's chain only until issue 16"
+)]
+pub(crate) fn aws_chain(lookup: EnvLookup) -> ChainProvider {
+    ChainProvider::new()
+        .push(Box::new(EnvProvider::with_lookup(
+            &S3.credential_env,
+            lookup.clone(),
+        )))
+        .push(Box::new(SharedCredentialsProvider::with_lookup(lookup)))
+}
 
 /// An access key pair, optionally with an STS token and its expiry.
 #[derive(Clone, PartialEq, Eq)]
@@ -138,9 +176,57 @@ impl CredentialCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An environment of exactly `pairs`.
+    pub(crate) fn lookup(pairs: &[(&str, &str)]) -> EnvLookup {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Arc::new(move |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_aws_chain_prefers_the_environment_then_reads_the_file() {
+        let home = std::env::temp_dir().join(format!("osstc-aws-chain-{}", std::process::id()));
+        std::fs::create_dir_all(home.join(".aws")).unwrap();
+        std::fs::write(
+            home.join(".aws/credentials"),
+            "[default]\naws_access_key_id = FROMFILE\naws_secret_access_key = s\n",
+        )
+        .unwrap();
+        let home = home.display().to_string();
+        let env_too = [
+            ("HOME", home.as_str()),
+            ("AWS_ACCESS_KEY_ID", "FROMENV"),
+            ("AWS_SECRET_ACCESS_KEY", "e"),
+            // OSS's variables mean nothing to S3's chain.
+            ("OSS_ACCESS_KEY_ID", "OSSID"),
+            ("OSS_ACCESS_KEY_SECRET", "o"),
+        ];
+        let got = |pairs: &[(&str, &str)]| {
+            aws_chain(lookup(pairs))
+                .provide_credential()
+                .unwrap()
+                .map(|c| c.access_key_id)
+        };
+        assert_eq!(got(&env_too).as_deref(), Some("FROMENV"));
+        assert_eq!(
+            got(&[env_too[0], env_too[3], env_too[4]]).as_deref(),
+            Some("FROMFILE")
+        );
+        assert_eq!(got(&[env_too[3], env_too[4]]), None);
+        let tried = aws_chain(lookup(&[])).describe();
+        assert!(
+            tried.starts_with("environment variables AWS_ACCESS_KEY_ID"),
+            "{tried}"
+        );
+        assert!(tried.contains("AWS shared credentials file"), "{tried}");
+    }
 
     #[derive(Debug)]
     struct Counting {

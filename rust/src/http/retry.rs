@@ -1,7 +1,7 @@
 //! What is retried, how long to wait, and the budget shared by all attempts of one operation.
 //!
-//! As the official OSS SDKs: 5xx, 408, 429, `RequestTimeTooSkewed` and transport failures are
-//! retried with full-jitter backoff `rand(0,1) * min(2^n * base, max)`. Auth errors are not,
+//! As the official OSS SDKs: 5xx, 408, 429, the dialect's throttling codes, `RequestTimeTooSkewed`
+//! and transport failures are retried with full-jitter backoff `rand(0,1) * min(2^n * base, max)`. Auth errors are not,
 //! except once after reloading credentials when the server says the token expired.
 
 use std::time::Duration;
@@ -50,9 +50,12 @@ pub(crate) fn classify(error: &Error, dialect: &Dialect) -> Decision {
         Error::Service(e) => {
             if e.code == dialect.clock_skew_code {
                 Decision::Retry
-            } else if dialect.credential_codes.contains(&e.code.as_str()) {
+            } else if dialect.refuses_credentials(&e.code) {
                 Decision::RefreshCredentials
-            } else if e.status >= 500 || e.status == 408 || e.status == 429 {
+            } else if e.status >= 500 || e.status == 408 || dialect.is_throttling(e.status, &e.code)
+            {
+                // Throttling codes are retried whatever their status: S3's `Throttling`,
+                // `RequestLimitExceeded`, ... come with 400.
                 Decision::Retry
             } else {
                 Decision::Fail
@@ -126,6 +129,7 @@ pub(crate) fn full_jitter(config: &RetryConfig, n: u32, jitter: f64) -> Duration
 mod tests {
     use super::*;
     use crate::error::ServiceError;
+    use crate::protocol::dialect::S3;
     use crate::protocol::{Target, OSS};
 
     fn service(status: u16, code: &str) -> Error {
@@ -167,6 +171,38 @@ mod tests {
             (Error::invalid("OSS URI", "x", "bad"), Decision::Fail),
         ] {
             assert_eq!(classify(&error, &OSS), want, "{error}");
+        }
+    }
+
+    #[test]
+    fn s3_classification_table() {
+        for (error, want) in [
+            (service(503, "SlowDown"), Decision::Retry),
+            (service(503, ""), Decision::Retry), // a HEAD's bare 503
+            (service(500, "InternalError"), Decision::Retry),
+            (service(400, "Throttling"), Decision::Retry),
+            (service(400, "ThrottlingException"), Decision::Retry),
+            (service(400, "RequestLimitExceeded"), Decision::Retry),
+            (service(403, "RequestTimeTooSkewed"), Decision::Retry),
+            (service(400, "ExpiredToken"), Decision::RefreshCredentials),
+            (service(400, "InvalidToken"), Decision::RefreshCredentials),
+            (
+                service(400, "TokenRefreshRequired"),
+                Decision::RefreshCredentials,
+            ),
+            // A wrong key id: reloading the same key cannot help (OSS reloads on it).
+            (service(403, "InvalidAccessKeyId"), Decision::Fail),
+            (service(403, "NotSignedUp"), Decision::Fail),
+            (service(403, "SignatureDoesNotMatch"), Decision::Fail),
+            (service(403, "AccessDenied"), Decision::Fail),
+            (service(404, "NoSuchKey"), Decision::Fail),
+            (service(404, "NoSuchUpload"), Decision::Fail),
+            (service(404, ""), Decision::Fail), // a HEAD's bare 404
+            // OSS's names mean nothing to S3.
+            (service(403, "SecurityTokenExpired"), Decision::Fail),
+            (service(400, "QpsLimitExceeded"), Decision::Fail),
+        ] {
+            assert_eq!(classify(&error, &S3), want, "{error}");
         }
     }
 

@@ -1,6 +1,7 @@
-//! ListObjectsV2, one page at a time.
+//! ListObjectsV2, one page at a time; OSS and S3 ask and answer alike (`protocol::xml`).
 //!
 //! <https://www.alibabacloud.com/help/en/oss/developer-reference/listobjectsv2>
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html>
 
 use std::collections::VecDeque;
 
