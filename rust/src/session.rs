@@ -11,7 +11,7 @@ use tokio::runtime::Runtime;
 
 use crate::config::{Config, LoadedConfig};
 use crate::credentials::{
-    ChainProvider, CredentialCache, EnvProvider, FileProvider, ProvideCredential,
+    aws_default_chain, ChainProvider, CredentialCache, EnvProvider, FileProvider, ProvideCredential,
 };
 use crate::error::{Error, Result};
 use crate::http::audit::AuditLog;
@@ -100,7 +100,10 @@ impl SessionBuilder {
     /// credentials file, `NoCredentials` listing what was tried.
     pub fn build(self) -> Result<Session> {
         let dialect = self.dialect.unwrap_or(&OSS);
-        let env_region = self.env_region.clone().or_else(|| region_from_env(dialect));
+        let env_region = self
+            .env_region
+            .clone()
+            .or_else(|| dialect.env_region(|name| std::env::var(name).ok()));
         // An empty endpoint is the official's local-path mode (files, no server, no signing)
         // for oss://; for s3:// it is AWS's endpoint of the region.
         let local = self.endpoint.trim().is_empty() && dialect == &OSS;
@@ -131,7 +134,9 @@ impl SessionBuilder {
         if !self.cred_path.is_empty() {
             chain = chain.push(Box::new(FileProvider::required(&self.cred_path)));
         }
-        if dialect == &OSS {
+        if dialect == &S3 {
+            chain = chain.push(Box::new(aws_default_chain()));
+        } else {
             chain = chain.push(Box::new(EnvProvider::default()));
             if let Some(default) = self.default_cred_file {
                 chain = chain.push(Box::new(FileProvider::optional(default)));
@@ -166,15 +171,6 @@ const UNUSED_ENDPOINT: &str = "http://127.0.0.1";
 /// The S3 region with no other source.
 const S3_DEFAULT_REGION: &str = "us-east-1";
 
-fn region_from_env(dialect: &Dialect) -> Option<String> {
-    let fallback = (dialect == &S3).then_some("AWS_DEFAULT_REGION");
-    [Some(dialect.region_env), fallback]
-        .into_iter()
-        .flatten()
-        .filter_map(|name| std::env::var(name).ok())
-        .find(|r| !r.trim().is_empty())
-}
-
 /// An S3 endpoint and region: AWS's own endpoint of the region when none is given; the
 /// region from the argument, the environment or an AWS endpoint's name, else `us-east-1`;
 /// path style by default for IPs, `localhost` and endpoints with a port (MinIO and the like),
@@ -200,7 +196,7 @@ fn s3_endpoint(
     let style = path_style.or_else(|| probe.port.is_some().then_some(true));
     let endpoint = Endpoint::parse(raw, style)?;
     let region = given
-        .or_else(|| endpoint.infer_region())
+        .or_else(|| endpoint.infer_s3_region())
         .unwrap_or_else(|| S3_DEFAULT_REGION.to_string());
     Ok((endpoint, region))
 }
@@ -225,7 +221,7 @@ fn resolve_region(
             format!(
                 "no region can be inferred from it (expected oss-<region>[-internal].aliyuncs.com); \
                  pass region=\"cn-hangzhou\" (for example) or set {}",
-                OSS.region_env
+                OSS.region_env_names()
             ),
         )
     })
@@ -388,5 +384,35 @@ mod tests {
             .to_string();
         assert!(err.contains("region="), "{err}");
         assert!(err.contains(raw), "{err}");
+    }
+
+    #[test]
+    fn s3_region_and_endpoint() {
+        use crate::protocol::endpoint::AddressingStyle;
+        // No endpoint: AWS's endpoint of the region, virtual-hosted.
+        let (e, region) = s3_endpoint("", "", Some("eu-west-1"), None).unwrap();
+        assert_eq!(region, "eu-west-1");
+        assert_eq!(e.url("b", "k"), "https://b.s3.eu-west-1.amazonaws.com/k");
+        let (_, region) = s3_endpoint("", "", None, None).unwrap();
+        assert_eq!(region, "us-east-1");
+        // The argument, then the environment, then the endpoint's name, then us-east-1.
+        let aws = "https://s3.ap-south-1.amazonaws.com";
+        assert_eq!(s3_endpoint(aws, "x-1", Some("y-1"), None).unwrap().1, "x-1");
+        assert_eq!(s3_endpoint(aws, " ", Some("y-1"), None).unwrap().1, "y-1");
+        assert_eq!(s3_endpoint(aws, "", None, None).unwrap().1, "ap-south-1");
+        assert_eq!(
+            s3_endpoint("https://minio.lan", "", None, None).unwrap().1,
+            "us-east-1"
+        );
+        // A port (MinIO and the like) means path style unless told otherwise.
+        let styled =
+            |raw: &str, forced: Option<bool>| s3_endpoint(raw, "", None, forced).unwrap().0.style;
+        assert_eq!(styled("http://minio.lan:9000", None), AddressingStyle::Path);
+        assert_eq!(
+            styled("http://minio.lan:9000", Some(false)),
+            AddressingStyle::VirtualHosted
+        );
+        assert_eq!(styled(aws, None), AddressingStyle::VirtualHosted);
+        assert_eq!(styled(aws, Some(true)), AddressingStyle::Path);
     }
 }

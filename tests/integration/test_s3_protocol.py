@@ -218,3 +218,35 @@ def test_dcp_on_two_ranks(s3_server: S3Server, s3_bucket: str, cred: str) -> Non
         "dcp/step-1/__0_0.distcp",
         "dcp/step-1/__1_0.distcp",
     ]
+
+
+def test_aws_credentials_from_environment_then_shared_file(
+    s3_server: S3Server,
+    s3_bucket: str,
+    objects: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    # An empty shared file, so the machine's own ~/.aws cannot answer for the test.
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    uri = f"s3://{s3_bucket}/d/"
+    assert len(list(OssIterableDataset.from_prefix(uri, s3_server.endpoint))) == len(objects)
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    shared = tmp_path / "credentials"
+    shared.write_text(
+        "[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n\n"
+        f"[train]  # the job's profile\naws_access_key_id = {s3_server.access_key}\n"
+        f"aws_secret_access_key = {s3_server.secret_key}\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
+    monkeypatch.setenv("AWS_PROFILE", "train")
+    assert len(OssMapDataset.from_prefix(uri, s3_server.endpoint)) == len(objects)
+    monkeypatch.setenv("AWS_PROFILE", "missing")
+    with pytest.raises(OssConfigError, match="missing"):
+        OssMapDataset.from_prefix(uri, s3_server.endpoint)

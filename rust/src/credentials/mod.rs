@@ -31,19 +31,11 @@ pub(crate) fn process_env() -> EnvLookup {
 /// come first, as for OSS): `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`,
 /// then the `[default]` (or `AWS_PROFILE`) profile of `~/.aws/credentials` (or
 /// `AWS_SHARED_CREDENTIALS_FILE`), the order of the AWS CLI and SDKs.
-#[allow(
-    dead_code,
-    reason = "the session builds OSS's chain only until issue 16"
-)]
 pub(crate) fn aws_default_chain() -> ChainProvider {
     aws_chain(process_env())
 }
 
 /// [`aws_default_chain`] reading the environment through `lookup`.
-#[allow(
-    dead_code,
-    reason = "the session builds OSS's chain only until issue 16"
-)]
 pub(crate) fn aws_chain(lookup: EnvLookup) -> ChainProvider {
     ChainProvider::new()
         .push(Box::new(EnvProvider::with_lookup(

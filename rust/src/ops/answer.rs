@@ -1,8 +1,10 @@
 //! What operations read from an answer's headers: the ETag and the CRC-64 the server states,
-//! and the check of that CRC against the bytes sent.
+//! and the check of that CRC against the bytes sent; and what a 200 to a completion or a copy
+//! says in its body.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ServiceError};
 use crate::http::client::OssClient;
+use crate::protocol::multipart_xml::Finished;
 use crate::protocol::Target;
 
 /// A header of `response` as text, when present and visible ASCII.
@@ -54,5 +56,34 @@ pub(crate) fn check_crc(target: &Target, what: &str, stated: Option<u64>, sent: 
             ),
         }),
         _ => Ok(()),
+    }
+}
+
+/// The ETag of what a CompleteMultipartUpload or CopyObject made, from its 200 answer: the
+/// document's ETag (S3 sends it only there), else the header's. S3 may report a failure under
+/// that 200, as an `<Error>` document: it becomes the error it names.
+///
+/// # Errors
+/// `Service` with the document's code when the work failed after the 200.
+pub(crate) fn finished_etag(
+    parsed: std::result::Result<Finished, String>,
+    header_etag: String,
+    method: &str,
+    target: &Target,
+) -> Result<String> {
+    match parsed {
+        Ok(Finished::ETag(etag)) if !etag.is_empty() => Ok(etag),
+        Ok(Finished::Failed(body)) => Err(Error::from(ServiceError {
+            method: method.to_string(),
+            status: 200,
+            code: body.code,
+            message: body.message,
+            request_id: body.request_id,
+            ec: body.ec,
+            server_time: body.server_time,
+            target: target.clone(),
+        })),
+        // OSS answers as documented; a body we cannot read changes nothing that was done.
+        Ok(Finished::ETag(_)) | Err(_) => Ok(header_etag),
     }
 }

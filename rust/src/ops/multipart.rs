@@ -9,10 +9,10 @@ use http::Method;
 use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::http::request::Request;
-use crate::ops::answer::{check_crc, etag, stated_crc};
+use crate::ops::answer::{check_crc, etag, finished_etag, stated_crc};
 use crate::ops::crc::{crc64, crc64_combine};
 use crate::ops::put::Stored;
-use crate::protocol::multipart_xml::{complete_body, parse_upload_id};
+use crate::protocol::multipart_xml::{complete_body, parse_completed, parse_upload_id};
 use crate::protocol::Target;
 
 /// One part of a multipart upload, stored.
@@ -126,7 +126,8 @@ impl OssClient {
         };
         let stated = stated_crc(self, target, &response)?;
         let etag = etag(&response);
-        self.body_bytes(&request.head, response).await?;
+        let body = self.body_bytes(&request.head, response).await?;
+        let etag = finished_etag(parse_completed(&body), etag, "POST", target)?;
         check_crc(target, "CompleteMultipartUpload", stated, expected.crc)?;
         Ok(Stored { etag, ..expected })
     }

@@ -9,8 +9,9 @@ use percent_encoding::utf8_percent_encode;
 use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::http::request::Request;
-use crate::ops::answer::{etag, header, stated_crc};
+use crate::ops::answer::{etag, finished_etag, header, stated_crc};
 use crate::protocol::endpoint::PATH_ENCODE_SET;
+use crate::protocol::multipart_xml::parse_copied;
 use crate::protocol::Target;
 
 /// What HeadObject tells of an object.
@@ -80,7 +81,7 @@ impl OssClient {
         let mut ctx = self.retry_context();
         let response = self.send(&request, &mut ctx).await?;
         let etag = etag(&response);
-        self.body_bytes(&request.head, response).await?;
-        Ok(etag)
+        let body = self.body_bytes(&request.head, response).await?;
+        finished_etag(parse_copied(&body), etag, "PUT", target)
     }
 }

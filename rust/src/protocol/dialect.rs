@@ -127,10 +127,6 @@ impl Dialect {
 
     /// The region the environment names: the first of [`Dialect::region_env`] and then
     /// [`Dialect::region_env_fallbacks`] that is set and not blank, trimmed.
-    #[allow(
-        dead_code,
-        reason = "the session reads OSS_REGION directly until issue 16"
-    )]
     pub(crate) fn env_region(&self, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
         std::iter::once(self.region_env)
             .chain(self.region_env_fallbacks.iter().copied())
@@ -140,10 +136,6 @@ impl Dialect {
     }
 
     /// The region variables for a message: `AWS_REGION or AWS_DEFAULT_REGION`.
-    #[allow(
-        dead_code,
-        reason = "the session names OSS_REGION directly until issue 16"
-    )]
     pub(crate) fn region_env_names(&self) -> String {
         std::iter::once(self.region_env)
             .chain(self.region_env_fallbacks.iter().copied())

@@ -95,6 +95,16 @@ impl Endpoint {
         infer_region_from_host(&self.host)
     }
 
+    /// The AWS region an S3 endpoint's name says (`s3.<region>.amazonaws.com` and its
+    /// variants), else what [`Endpoint::infer_region`] says (OSS's S3-compatible endpoints).
+    pub fn infer_s3_region(&self) -> Option<String> {
+        let labels: Vec<&str> = self.host.split('.').collect();
+        if self.host.ends_with(".amazonaws.com") {
+            return infer_aws_region(&labels);
+        }
+        self.infer_region()
+    }
+
     /// The URL of an object (`key` non-empty) or a bucket (`key` empty), key percent-encoded.
     pub fn url(&self, bucket: &str, key: &str) -> String {
         let key = utf8_percent_encode(key, PATH_ENCODE_SET);
@@ -149,9 +159,6 @@ fn infer_region_from_host(host: &str) -> Option<String> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     };
     let labels: Vec<&str> = host.split('.').collect();
-    if host.ends_with(".amazonaws.com") {
-        return infer_aws_region(&labels, valid);
-    }
     if !host.ends_with(".aliyuncs.com") || labels.len() < 3 {
         return None;
     }
@@ -176,7 +183,12 @@ fn infer_region_from_host(host: &str) -> Option<String> {
 
 /// `s3.<region>.amazonaws.com`, `s3-<region>.amazonaws.com`, `s3.dualstack.<region>...`,
 /// possibly behind a bucket label; the global `s3.amazonaws.com` is `us-east-1`.
-fn infer_aws_region(labels: &[&str], valid: impl Fn(&str) -> bool) -> Option<String> {
+fn infer_aws_region(labels: &[&str]) -> Option<String> {
+    let valid = |r: &str| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
     let s3 = labels
         .iter()
         .rposition(|l| *l == "s3" || l.starts_with("s3-"))?;
@@ -219,16 +231,6 @@ mod tests {
                 Some("cn-beijing"),
             ),
             ("oss-cn-hangzhou.aliyuncs.com", Some("cn-hangzhou")),
-            ("https://s3.eu-west-1.amazonaws.com", Some("eu-west-1")),
-            ("bucket.s3.us-west-2.amazonaws.com", Some("us-west-2")),
-            ("s3-ap-south-1.amazonaws.com", Some("ap-south-1")),
-            (
-                "s3.dualstack.ca-central-1.amazonaws.com",
-                Some("ca-central-1"),
-            ),
-            ("s3.amazonaws.com", Some("us-east-1")),
-            ("s3.x.y.amazonaws.com", None),
-            ("ec2.amazonaws.com", None),
             (
                 "https://oss-ap-southeast-1.aliyuncs.com:443",
                 Some("ap-southeast-1"),
@@ -244,6 +246,30 @@ mod tests {
             ("s3.amazonaws.com", None),
         ] {
             assert_eq!(ep(endpoint).infer_region().as_deref(), region, "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn s3_region_inference() {
+        for (endpoint, region) in [
+            ("https://s3.eu-west-1.amazonaws.com", Some("eu-west-1")),
+            ("bucket.s3.us-west-2.amazonaws.com", Some("us-west-2")),
+            ("s3-ap-south-1.amazonaws.com", Some("ap-south-1")),
+            (
+                "s3.dualstack.ca-central-1.amazonaws.com",
+                Some("ca-central-1"),
+            ),
+            ("s3.amazonaws.com", Some("us-east-1")),
+            ("s3.oss-cn-hangzhou.aliyuncs.com", Some("cn-hangzhou")),
+            ("s3.x.y.amazonaws.com", None),
+            ("ec2.amazonaws.com", None),
+            ("http://127.0.0.1:9000", None),
+        ] {
+            assert_eq!(
+                ep(endpoint).infer_s3_region().as_deref(),
+                region,
+                "{endpoint}"
+            );
         }
     }
 

@@ -39,10 +39,6 @@ pub(crate) fn parse_upload_id(body: &[u8]) -> Result<String, String> {
 /// the work is done (and whitespace while it runs), so a failure can still arrive as an
 /// `<Error>` document under that 200; the API reference says to retry its `InternalError`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(
-    dead_code,
-    reason = "the write path reads the ETag header until issue 16 wires this"
-)]
 pub(crate) enum Finished {
     /// The new object's ETag as sent (quoted); empty when the answer had no document or the
     /// document no ETag (the ETag header is then the one to use).
@@ -62,10 +58,6 @@ struct Written {
 ///
 /// # Errors
 /// What is wrong with the body (not XML, another document).
-#[allow(
-    dead_code,
-    reason = "the write path reads the ETag header until issue 16 wires this"
-)]
 pub(crate) fn parse_completed(body: &[u8]) -> Result<Finished, String> {
     parse_finished(body, "CompleteMultipartUploadResult")
 }
@@ -74,10 +66,6 @@ pub(crate) fn parse_completed(body: &[u8]) -> Result<Finished, String> {
 ///
 /// # Errors
 /// What is wrong with the body (not XML, another document).
-#[allow(
-    dead_code,
-    reason = "the write path reads the ETag header until issue 16 wires this"
-)]
 pub(crate) fn parse_copied(body: &[u8]) -> Result<Finished, String> {
     parse_finished(body, "CopyObjectResult")
 }
