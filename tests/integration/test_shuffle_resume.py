@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import torch.utils.data
 from torchdata.stateful_dataloader import StatefulDataLoader
 
@@ -186,3 +187,54 @@ def test_resume_a_shuffled_tar_pass_reads_only_the_rest(
 
 
 MEMBER = 1024
+
+
+RESUMED = """
+import json, sys, torch, warnings
+warnings.filterwarnings("ignore")
+from torchdata.stateful_dataloader import StatefulDataLoader
+from osstorchconnector import OssIterableDataset
+
+def key_of(obj):
+    return obj.key
+
+conn, uri, state_path = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+ds = OssIterableDataset.from_prefix(uri, transform=key_of, shuffle=True, seed=5, **conn)
+loader = StatefulDataLoader(ds, batch_size=4, num_workers=2)
+loader.load_state_dict(torch.load(state_path, weights_only=False))
+print(json.dumps([k for batch in loader for k in batch]))
+"""
+
+
+@pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
+def test_resume_in_a_new_process(
+    oss_server: OssServer, uris: list[str], conn: dict[str, Any], bucket: str, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    ds = OssIterableDataset.from_prefix(
+        f"oss://{bucket}/s/", transform=key_of, shuffle=True, seed=5, **conn
+    )
+    loader = StatefulDataLoader(ds, batch_size=4, num_workers=2)
+    seen: list[str] = []
+    for i, batch in enumerate(loader):
+        seen += batch
+        if i == 3:
+            torch.save(loader.state_dict(), tmp_path / "state.pt")  # with the checkpoint
+            break
+    del loader
+    wait_idle(oss_server)
+    oss_server.reset_stats()
+    args = [json.dumps(conn), f"oss://{bucket}/s/", str(tmp_path / "state.pt")]
+    done = subprocess.run(
+        [sys.executable, "-c", RESUMED, *args], capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rest = json.loads(done.stdout.strip().splitlines()[-1])
+    # nothing repeated, nothing skipped
+    assert Counter(seen + rest) == Counter(u.split("/", 3)[3] for u in uris)
+    wait_idle(oss_server)
+    gets = oss_server.stats()["requests_by_method"].get("GET", 0)
+    assert gets <= len(rest) + 2, (gets, len(rest))  # the rest only (+ the listing)
