@@ -43,7 +43,7 @@ pub enum Error {
     /// No credential source produced credentials.
     ///
     /// User action: pass `cred_path=`, `cred_provider=`, or set the environment variables listed.
-    #[error("no OSS credentials found; tried: {tried}")]
+    #[error("no credentials found; tried: {tried}")]
     NoCredentials {
         /// Every source tried, in order, with why it gave nothing.
         tried: String,

@@ -173,11 +173,16 @@ def async_rank(rank: int, port: int, conn: dict[str, Any], uri: str) -> None:
         mesh = init_device_mesh("cpu", (WORLD,))
         fs = OssDCPFileSystem(**conn)
         state = {"w": distribute_tensor(FULL * 2, mesh, [Shard(0)])}
-        # staged now, written while this rank goes on
-        dcp.async_save(state, storage_writer=fs.writer(uri)).result()
+        # Staged now, written by a background thread while this rank goes on. As torch advises
+        # for async saves, the checkpoint's collectives get a gloo group of their own, apart
+        # from the training's.
+        checkpointing = dist.new_group(backend="gloo")
+        saved = dcp.async_save(state, storage_writer=fs.writer(uri), process_group=checkpointing)
+        saved.result()
         back = {"w": distribute_tensor(torch.zeros_like(FULL), mesh, [Shard(0)])}
         dcp.load(back, storage_reader=fs.reader(uri))
         assert torch.equal(back["w"].full_tensor(), FULL * 2)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
