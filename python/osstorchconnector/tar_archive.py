@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
 from ._client import ClientFactory, ClientOptions
-from ._core import parse_oss_uri, uri_protocol
+from ._core import parse_oss_uri
 from ._tar_format import index_blocks
 from ._tar_index import encode_index
 from ._tar_writer import SourceFile, write_archive
@@ -122,7 +122,7 @@ class _Oss:
                 cred_provider=cred_provider,
                 region=region,
             )
-            protocol = uri_protocol(remote[0])
+            protocol = "s3" if remote[0].startswith("s3://") else "oss"
             where = "generate_tar_archive"
             self._factory = checkpoint_factory(endpoint, options, where, protocol=protocol)
 
