@@ -11,6 +11,7 @@ means our client agrees with the SDK, not merely with itself.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -407,3 +408,51 @@ def interrupt(proc: subprocess.Popen[str], what: str, timeout: float = 10) -> tu
         proc.send_signal(signal.SIGABRT)
         _, err = proc.communicate()
         pytest.fail(f"Ctrl-C did not interrupt {what}; its stacks:\n{err[-4000:]}")
+
+
+@dataclass
+class Store:
+    """One bucket on either server, for tests that run over both protocols: `oss://` on the OSS
+    test server (fixtures written with the official SDK) or `s3://` on s3s-fs (written with
+    minio)."""
+
+    scheme: str  # "oss" or "s3"
+    endpoint: str
+    region: str
+    bucket: str
+    put: Any  # (key, bytes) -> None, through the independent client
+    write_cred_file: Any  # (path) -> Path: a credentials JSON our client reads
+    region_env: dict[str, str]  # what a user of an IP endpoint sets for the region
+
+    def uri(self, key: str = "") -> str:
+        return f"{self.scheme}://{self.bucket}/{key}"
+
+
+@pytest.fixture(params=["oss", "s3"])
+def store(request: pytest.FixtureRequest) -> Store:
+    """A fresh bucket reached over `oss://` or `s3://` (the test runs once with each)."""
+    if request.param == "oss":
+        server: OssServer = request.getfixturevalue("oss_server")
+        bucket = request.getfixturevalue("bucket")
+        return Store(
+            "oss",
+            server.endpoint,
+            server.region,
+            bucket,
+            lambda key, data: server.put(bucket, key, data),
+            server.write_cred_file,
+            {"OSS_REGION": server.region},
+        )
+    s3: S3Server = request.getfixturevalue("s3_server")
+    s3_bucket = request.getfixturevalue("s3_bucket")
+    minio = s3.client()
+
+    def put(key: str, data: bytes) -> None:
+        minio.put_object(s3_bucket, key, io.BytesIO(data), len(data))
+
+    def write_cred_file(path: str | os.PathLike[str]) -> Path:
+        keys = {"AccessKeyId": s3.access_key, "AccessKeySecret": s3.secret_key}
+        Path(path).write_text(json.dumps(keys))
+        return Path(path)
+
+    return Store("s3", s3.endpoint, s3.region, s3_bucket, put, write_cred_file, {})

@@ -146,6 +146,7 @@ def rank_main(rank: int, port: int, args: argparse.Namespace) -> None:
                 "ranks": ranks,
             }
             print(json.dumps(result), flush=True)
+        dist.barrier()  # no rank tears its group down while a peer still talks to it
     finally:
         dist.destroy_process_group()
 

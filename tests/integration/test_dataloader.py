@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OssServer
+from conftest import OssServer, Store
 from osstorchconnector import DataObject, OssIterableDataset
 
 torch = pytest.importorskip("torch")
@@ -108,7 +108,7 @@ def test_copied_objects_pickle_out_of_workers(
     assert got == objects
 
 
-def write_images(server: OssServer, bucket: str, count: int) -> dict[str, bytes]:
+def write_images(store: Store, count: int) -> dict[str, bytes]:
     from PIL import Image
 
     images = {}
@@ -118,29 +118,27 @@ def write_images(server: OssServer, bucket: str, count: int) -> dict[str, bytes]
         img.save(buf, format="PNG" if i % 2 else "JPEG")
         images[f"{PREFIX}img001-{i:05d}.png"] = buf.getvalue()
     for k, v in images.items():
-        server.put(bucket, k, v)
+        store.put(k, v)
     return images
 
 
-def run_sample(
-    name: str, server: OssServer, bucket: str, tmp_path: Path, **replace: str
-) -> list[str]:
+def run_sample(name: str, store: Store, tmp_path: Path, **replace: str) -> list[str]:
     text = (SAMPLES / name).read_text()
     config = tmp_path / "config.json"
     config.write_text("{}")
     constants = {
-        "ENDPOINT": server.endpoint,
+        "ENDPOINT": store.endpoint,
         "CONFIG_PATH": str(config),
-        "CRED_PATH": str(server.write_cred_file(tmp_path / "cred.json")),
+        "CRED_PATH": str(store.write_cred_file(tmp_path / "cred.json")),
     }
     for name_, value in constants.items():
         text = re.sub(rf'{name_} = ".*"', f'{name_} = "{value}"', text)
-    text = text.replace("oss://ai-testset/", f"oss://{bucket}/")
+    text = text.replace("oss://ai-testset/", store.uri())
     for old, new in replace.items():
         text = text.replace(old, new)
     script = tmp_path / name
     script.write_text(text)
-    env = {**os.environ, "OSS_REGION": server.region}
+    env = {**os.environ, **store.region_env}
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
     )
@@ -148,22 +146,20 @@ def run_sample(
     return done.stdout.splitlines()
 
 
-def test_seed_dataloader_sample(oss_server: OssServer, bucket: str, tmp_path: Path) -> None:
-    images = write_images(oss_server, bucket, 12)
-    oss_server.put(bucket, "EnglistImg/elsewhere.png", b"outside the prefix")
-    lines = run_sample(
-        "dataloader.py", oss_server, bucket, tmp_path, **{"num_workers=32": "num_workers=2"}
-    )
+def test_seed_dataloader_sample(store: Store, tmp_path: Path) -> None:
+    images = write_images(store, 12)
+    store.put("EnglistImg/elsewhere.png", b"outside the prefix")
+    lines = run_sample("dataloader.py", store, tmp_path, **{"num_workers=32": "num_workers=2"})
     assert sorted(lines) == sorted(f"{k}\t" for k in images)
 
 
-def test_seed_custom_transform_sample(oss_server: OssServer, bucket: str, tmp_path: Path) -> None:
+def test_seed_custom_transform_sample(store: Store, tmp_path: Path) -> None:
     pytest.importorskip("torchvision")
     from PIL import Image
     from torchvision import transforms
 
-    images = write_images(oss_server, bucket, 6)
-    lines = run_sample("custom_transform.py", oss_server, bucket, tmp_path)
+    images = write_images(store, 6)
+    lines = run_sample("custom_transform.py", store, tmp_path)
     trans = transforms.Compose(
         [
             transforms.Resize(256),

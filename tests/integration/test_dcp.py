@@ -48,6 +48,9 @@ def rank_main(rank: int, port: int, conn: dict[str, Any], uri: str) -> None:
         dcp.load(back, storage_reader=fs.reader(uri))
         assert torch.equal(back["w"].full_tensor(), FULL)
         assert int(back["step"]) == 7
+        # Every rank past its last collective before any tears its group down: a rank that
+        # destroys its gloo group while a peer still talks to it can abort that peer.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -96,6 +99,9 @@ def checkpoint_id_rank(rank: int, port: int, uri: str) -> None:
         back = {f"rank{rank}": torch.zeros(half, FULL.shape[1])}
         dcp.load(back, checkpoint_id=uri)
         assert torch.equal(back[f"rank{rank}"], state[f"rank{rank}"])
+        # Every rank past its last collective before any tears its group down: a rank that
+        # destroys its gloo group while a peer still talks to it can abort that peer.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -182,6 +188,8 @@ def async_rank(rank: int, port: int, conn: dict[str, Any], uri: str) -> None:
         back = {"w": distribute_tensor(torch.zeros_like(FULL), mesh, [Shard(0)])}
         dcp.load(back, storage_reader=fs.reader(uri))
         assert torch.equal(back["w"].full_tensor(), FULL * 2)
+        # Every rank past its last collective before any tears its group down: a rank that
+        # destroys its gloo group while a peer still talks to it can abort that peer.
         dist.barrier()
     finally:
         dist.destroy_process_group()

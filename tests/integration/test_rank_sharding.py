@@ -56,6 +56,9 @@ def rank_main(rank: int, port: int, spec: dict[str, Any], out: str) -> None:
         )
         keys = [k for batch in loader for k in batch]
         Path(out, f"rank{rank}.json").write_text(json.dumps(keys))
+        # Every rank past its last collective before any tears its group down: a rank that
+        # destroys its gloo group while a peer still talks to it can abort that peer.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -204,6 +204,9 @@ def dcp_rank(rank: int, port: int, conn: dict[str, Any], uri: str) -> None:
         back = {"w": distribute_tensor(torch.zeros_like(FULL), mesh, [Shard(0)])}
         dcp.load(back, storage_reader=fs.reader(uri))
         assert torch.equal(back["w"].full_tensor(), FULL)
+        # Every rank past its last collective before any tears its group down: a rank that
+        # destroys its gloo group while a peer still talks to it can abort that peer.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OssServer
+from conftest import Store
 
 SAMPLES = Path(__file__).parent / "seed_samples"
 PREFIX = "EnglistImg/Img/BadImag/Bmp/Sample001/"
@@ -27,28 +27,28 @@ OUTSIDE = "EnglistImg/Img/BadImag/Bmp/Sample002/img002-00001.png"
 
 
 @pytest.fixture
-def seeded(oss_server: OssServer, bucket: str) -> str:
+def seeded(store: Store) -> Store:
+    """The fixtures, over oss:// or s3:// (the samples run unchanged on both, but for the
+    scheme of their URIs)."""
     for key, body in FIXTURES.items():
-        oss_server.put(bucket, key, body)
-    oss_server.put(bucket, OUTSIDE, b"not under the prefix")
-    return bucket
+        store.put(key, body)
+    store.put(OUTSIDE, b"not under the prefix")
+    return store
 
 
-def run_sample(
-    name: str, oss_server: OssServer, bucket: str, tmp_path: Path
-) -> list[tuple[str, int, int]]:
-    cred = oss_server.write_cred_file(tmp_path / "credentials")
+def run_sample(name: str, store: Store, tmp_path: Path) -> list[tuple[str, int, int]]:
+    cred = store.write_cred_file(tmp_path / "credentials")
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"logLevel": 1, "datasetConfig": {"prefetchConcurrency": 4}}))
     text = (SAMPLES / name).read_text()
-    text = re.sub(r'ENDPOINT = ".*"', f'ENDPOINT = "{oss_server.endpoint}"', text)
+    text = re.sub(r'ENDPOINT = ".*"', f'ENDPOINT = "{store.endpoint}"', text)
     text = re.sub(r'CONFIG_PATH = ".*"', f'CONFIG_PATH = "{config}"', text)
     text = re.sub(r'CRED_PATH = ".*"', f'CRED_PATH = "{cred}"', text)
-    text = text.replace("oss://ai-testset/", f"oss://{bucket}/")
+    text = text.replace("oss://ai-testset/", store.uri())
     script = tmp_path / name
     script.write_text(text)
     # The endpoint is an IP, which names no region: the environment supplies it, as a user would.
-    env = {**os.environ, "OSS_REGION": oss_server.region}
+    env = {**os.environ, **store.region_env}
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
     )
@@ -58,13 +58,13 @@ def run_sample(
     return [(lines[i], int(lines[i + 1]), int(lines[i + 2])) for i in range(0, len(lines), 3)]
 
 
-def test_from_prefix_sample(oss_server: OssServer, seeded: str, tmp_path: Path) -> None:
-    got = run_sample("from_prefix.py", oss_server, seeded, tmp_path)
+def test_from_prefix_sample(seeded: Store, tmp_path: Path) -> None:
+    got = run_sample("from_prefix.py", seeded, tmp_path)
     want = sorted(((k, len(v), len(v)) for k, v in FIXTURES.items()), key=lambda t: t[0].encode())
     assert got == want
 
 
-def test_from_objects_sample(oss_server: OssServer, seeded: str, tmp_path: Path) -> None:
-    got = run_sample("from_objects.py", oss_server, seeded, tmp_path)
+def test_from_objects_sample(seeded: Store, tmp_path: Path) -> None:
+    got = run_sample("from_objects.py", seeded, tmp_path)
     names = [PREFIX + f"img001-0000{i}.png" for i in (1, 2, 3)]
     assert got == [(k, len(FIXTURES[k]), len(FIXTURES[k])) for k in names]
