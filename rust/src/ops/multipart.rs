@@ -117,29 +117,76 @@ impl OssClient {
             .query
             .push(("uploadId".into(), upload_id.to_string()));
         let mut ctx = self.retry_context();
-        let response = match self.send(&request, &mut ctx).await {
-            Ok(response) => response,
-            Err(e @ Error::Transport { sent: true, .. }) => {
-                return self.completed_anyway(target, &expected).await.ok_or(e);
+        // An answer lost after the request may have reached the server: the object then says
+        // whether the completion was done. Not there at all, it was not: send it again.
+        for _ in 0..INTERRUPTED_COMPLETIONS {
+            let lost = match self.send(&request, &mut ctx).await {
+                Ok(response) => {
+                    let stated = stated_crc(self, target, &response)?;
+                    let etag = etag(&response);
+                    match self.body_bytes(&request.head, response).await {
+                        Ok(body) => {
+                            let etag = finished_etag(parse_completed(&body), etag, "POST", target)?;
+                            check_crc(target, "CompleteMultipartUpload", stated, expected.crc)?;
+                            return Ok(Stored { etag, ..expected });
+                        }
+                        Err(e @ Error::Transport { .. }) => e, // cut after it began
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e @ Error::Transport { sent: true, .. }) => e,
+                Err(e) => return Err(e),
+            };
+            match self.completed_anyway(target, &expected, parts).await {
+                Completion::Done(stored) => return Ok(stored),
+                Completion::NotDone => self.backoff(&mut ctx, &lost).await.ok_or(lost)?,
+                Completion::Unknown => return Err(lost),
             }
-            Err(e) => return Err(e),
-        };
-        let stated = stated_crc(self, target, &response)?;
-        let etag = etag(&response);
-        let body = self.body_bytes(&request.head, response).await?;
-        let etag = finished_etag(parse_completed(&body), etag, "POST", target)?;
-        check_crc(target, "CompleteMultipartUpload", stated, expected.crc)?;
-        Ok(Stored { etag, ..expected })
+        }
+        Err(Error::Protocol {
+            target: target.clone(),
+            reason: format!(
+                "CompleteMultipartUpload: {INTERRUPTED_COMPLETIONS} answers in a row were lost \
+                 and the object was not there after any"
+            ),
+        })
     }
 
-    /// Whether `target` now is the object an interrupted Complete was making.
-    async fn completed_anyway(&self, target: &Target, expected: &Stored) -> Option<Stored> {
-        let meta = self.head_object(target).await.ok()?;
-        let same = meta.size == expected.len && meta.crc == Some(expected.crc);
-        same.then(|| Stored {
-            etag: meta.etag,
-            ..expected.clone()
-        })
+    /// What an interrupted Complete did: `target` is the object it was making (its size, and
+    /// its CRC-64 (OSS) or else its multipart ETag (S3 states no CRC), are the expected ones),
+    /// there is no object at all (it was not done), or anything else.
+    async fn completed_anyway(
+        &self,
+        target: &Target,
+        expected: &Stored,
+        parts: &[StoredPart],
+    ) -> Completion {
+        let meta = match self.head_object(target).await {
+            Ok(meta) => meta,
+            Err(Error::Service(e)) if e.status == 404 => return Completion::NotDone,
+            Err(e) => {
+                log::warn!(target: "osstorchconnector", "{target}: an interrupted completion \
+                    cannot be checked: {e}");
+                return Completion::Unknown;
+            }
+        };
+        let same_content = match meta.crc {
+            Some(crc) => crc == expected.crc,
+            None => multipart_etag(parts).is_some_and(|e| e == meta.etag.trim_matches('"')),
+        };
+        if meta.size == expected.len && same_content {
+            return Completion::Done(Stored {
+                etag: meta.etag,
+                ..expected.clone()
+            });
+        }
+        log::warn!(
+            target: "osstorchconnector",
+            "{target}: after an interrupted completion the object is another (size {}, ETag {})",
+            meta.size,
+            meta.etag
+        );
+        Completion::Unknown
     }
 
     /// Abandons upload `upload_id`: its parts are deleted and the object stays as it was. An
@@ -160,6 +207,32 @@ impl OssClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Completions sent again after their answers were lost and the object was not there.
+const INTERRUPTED_COMPLETIONS: usize = 3;
+
+/// What an interrupted CompleteMultipartUpload did, as the object shows it.
+enum Completion {
+    Done(Stored),
+    NotDone,
+    Unknown,
+}
+
+/// The ETag S3 gives an object completed from these parts: the MD5 of their MD5s (their
+/// ETags, as hex) end to end, then `-` and their count. `None` when a part's ETag is not an
+/// MD5 (an encrypted or non-S3 store): nothing to compare then.
+fn multipart_etag(parts: &[StoredPart]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut md5s = Md5::new();
+    for part in parts {
+        let digest = hex::decode(part.stored.etag.trim_matches('"')).ok()?;
+        if digest.len() != 16 {
+            return None;
+        }
+        md5s.update(&digest);
+    }
+    Some(format!("{}-{}", hex::encode(md5s.finalize()), parts.len()))
 }
 
 /// What the parts make together: their total length and combined CRC-64.
@@ -199,5 +272,28 @@ mod tests {
         let whole = combined(&parts);
         assert_eq!((whole.crc, whole.len), (crc64(&data), data.len() as u64));
         assert_eq!(combined(&[]).crc, crc64(b""));
+    }
+
+    #[test]
+    fn s3s_multipart_etag_is_the_md5_of_the_part_md5s() {
+        // Part ETags: MD5("hello") and MD5("world"); the expected value was computed with
+        // Python's hashlib: md5(bytes.fromhex(a) + bytes.fromhex(b)).hexdigest() + "-2".
+        let part = |n: u32, etag: &str| StoredPart {
+            number: n,
+            stored: Stored {
+                etag: etag.to_string(),
+                crc: 0,
+                len: 5,
+            },
+        };
+        let parts = [
+            part(1, "\"5d41402abc4b2a76b9719d911017c592\""),
+            part(2, "7d793037a0760186574b0282f2f435e7"),
+        ];
+        assert_eq!(
+            multipart_etag(&parts).as_deref(),
+            Some("065947336a2f2a95ba8899f3675c3be6-2")
+        );
+        assert_eq!(multipart_etag(&[part(1, "\"not-an-md5\"")]), None);
     }
 }

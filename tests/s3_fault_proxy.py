@@ -1,0 +1,144 @@
+"""A fault-injecting HTTP proxy in front of s3s-fs, which has no fault injection of its own.
+
+Every request is forwarded unchanged (its `Host` header included, so the SigV4 signature the
+client made for the proxy's address still verifies), then, by one seeded draw per request:
+- `p_503`: answered `503 SlowDown` with S3's error XML instead, the request not forwarded;
+- `p_reset`: forwarded, then the answer is cut by a TCP reset after its headers and half its
+  body (or before anything, for an answer without a body);
+- `p_stall`: forwarded, then nothing is sent for `stall_s` seconds before the answer.
+`only` limits the faults to requests whose `"METHOD path?query"` contains it (e.g.
+`"POST /b/k?uploadId="`: CompleteMultipartUpload alone).
+
+Control: `FaultProxy.set_faults(...)`; counters in `FaultProxy.counts`. Listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import random
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message>"
+    b"<RequestId>fault-proxy</RequestId></Error>"
+)
+# Hop-by-hop headers are the proxy's own business, not the upstream's.
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+@dataclass
+class Plan:
+    p_503: float = 0.0
+    p_reset: float = 0.0
+    p_stall: float = 0.0
+    stall_s: float = 0.0
+    only: str = ""
+    seed: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _forward(self) -> None:
+        proxy = self.server.proxy
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fault = proxy.draw(f"{self.command} {self.path}")
+        proxy.count(fault or "forwarded")
+        if fault == "503":
+            self.send_response(503)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(SLOW_DOWN)))
+            self.end_headers()
+            self.wfile.write(SLOW_DOWN)
+            return
+        upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
+        try:
+            upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in self.headers.items():
+                if name.lower() not in HOP:
+                    upstream.putheader(name, value)
+            upstream.endheaders(body or None)
+            answer = upstream.getresponse()
+            data = answer.read()
+        finally:
+            upstream.close()
+        if fault == "stall":
+            time.sleep(proxy.plan.stall_s)
+        self.send_response_only(answer.status, answer.reason)
+        head = self.command == "HEAD"  # keeps the upstream's Content-Length: the object's size
+        for name, value in answer.getheaders():
+            if name.lower() not in HOP and (head or name.lower() != "content-length"):
+                self.send_header(name, value)
+        if not head:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if fault == "reset":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            # SO_LINGER 0: close() sends a RST, not a FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+
+class _ProxyServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    proxy: FaultProxy
+
+
+class FaultProxy:
+    """The proxy, serving on `endpoint` until `stop()`."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.plan = Plan()
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._server = _ProxyServer(("127.0.0.1", 0), _Handler)
+        self._server.proxy = self
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def set_faults(self, **plan: Any) -> None:
+        with self._lock:
+            self.plan = Plan(**plan)
+            self.plan.rng.seed(self.plan.seed)
+            self.counts = Counter()
+
+    def draw(self, request: str) -> str | None:
+        with self._lock:
+            if self.plan.only not in request:
+                return None
+            u, p = self.plan.rng.random(), self.plan
+            for name, threshold in (("503", p.p_503), ("reset", p.p_reset), ("stall", p.p_stall)):
+                if u < threshold:
+                    return name
+                u -= threshold
+            return None
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self.counts[what] += 1
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
