@@ -9,13 +9,13 @@
 
 use chrono::{DateTime, Utc};
 use http::header::{HeaderValue, AUTHORIZATION, HOST};
-use percent_encoding::{percent_decode_str, percent_encode, utf8_percent_encode};
+use percent_encoding::{percent_decode_str, percent_encode};
 
-use super::shared::{hmac, set_header, sha256_hex, Key, KeyCache};
+use super::shared::{encoded_sorted_query, hmac, set_header, sha256_hex, Key, KeyCache};
 use super::{RequestHead, Signer};
 use crate::credentials::Credential;
 use crate::error::{Error, Result};
-use crate::protocol::endpoint::{PATH_ENCODE_SET, QUERY_ENCODE_SET};
+use crate::protocol::endpoint::PATH_ENCODE_SET;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const S3: &str = "s3";
@@ -205,18 +205,7 @@ fn canonical_uri(url: &reqwest::Url) -> String {
 
 /// Names and values RFC 3986 encoded, sorted by encoded name then value; `k=` when empty.
 fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| {
-            (
-                utf8_percent_encode(k, QUERY_ENCODE_SET).to_string(),
-                utf8_percent_encode(v, QUERY_ENCODE_SET).to_string(),
-            )
-        })
-        .collect();
-    // By name, then value: sorting the joined `k=v` strings would put `a-b=` before `a=1`.
-    pairs.sort();
-    pairs
+    encoded_sorted_query(query)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderValue, AUTHORIZATION};
 use percent_encoding::utf8_percent_encode;
 
-use super::shared::{hmac, set_header, sha256_hex, Key, KeyCache};
+use super::shared::{encoded_sorted_query, hmac, set_header, sha256_hex, Key, KeyCache};
 use super::{RequestHead, Signer};
 use crate::credentials::Credential;
 use crate::error::{Error, Result};
-use crate::protocol::endpoint::{PATH_ENCODE_SET, QUERY_ENCODE_SET};
+use crate::protocol::endpoint::PATH_ENCODE_SET;
 
 const ALGORITHM: &str = "OSS4-HMAC-SHA256";
 const PRODUCT: &str = "oss";
@@ -100,17 +100,7 @@ fn canonical_uri(bucket: Option<&str>, key: &str) -> String {
 
 /// Names and values strictly encoded, sorted by encoded name then value; `k` alone when empty.
 fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| {
-            (
-                utf8_percent_encode(k, QUERY_ENCODE_SET).to_string(),
-                utf8_percent_encode(v, QUERY_ENCODE_SET).to_string(),
-            )
-        })
-        .collect();
-    pairs.sort();
-    pairs
+    encoded_sorted_query(query)
         .iter()
         .map(|(k, v)| {
             if v.is_empty() {

@@ -11,6 +11,7 @@ use http::header::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::protocol::endpoint::QUERY_ENCODE_SET;
 
 /// An HMAC-SHA256 output: a signing key or a signature.
 pub(super) type Key = [u8; 32];
@@ -91,6 +92,23 @@ impl fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("KeyCache")
     }
+}
+
+/// Query parameters with names and values strictly encoded (RFC 3986), sorted by name, then
+/// value: both signatures order them so (sorting joined `k=v` strings would put `a-b=` before
+/// `a=1`); they differ only in how an empty value is written.
+pub(crate) fn encoded_sorted_query(query: &[(String, String)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| {
+            (
+                percent_encoding::utf8_percent_encode(k, QUERY_ENCODE_SET).to_string(),
+                percent_encoding::utf8_percent_encode(v, QUERY_ENCODE_SET).to_string(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
 }
 
 #[cfg(test)]
