@@ -35,7 +35,13 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
-from s3_server import S3Server, S3sFsUnavailable, start_s3_server, stop_s3_server  # noqa: E402
+from s3_server import (  # noqa: E402
+    S3Server,
+    S3sFsUnavailable,
+    start_s3_server,
+    stop_process,
+    stop_s3_server,
+)
 
 REGION = "cn-hangzhou"
 ACCESS_KEY_ID = "LTAItestAK0001"
@@ -321,13 +327,7 @@ def start_oss_server(root: Path, *extra_args: str) -> OssServer:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process)
     if process.stdout is not None:
         process.stdout.close()
 
@@ -370,6 +370,15 @@ def s3_bucket(s3_server: S3Server, request: pytest.FixtureRequest) -> str:
     name = make_bucket(request.node.name)
     s3_server.client().make_bucket(name)
     return name
+
+
+@pytest.fixture
+def s3_cred(s3_server: S3Server, tmp_path: Path) -> str:
+    """A credentials JSON (the connector's format) with `s3_server`'s key pair."""
+    path = tmp_path / "s3-cred.json"
+    keys = {"AccessKeyId": s3_server.access_key, "AccessKeySecret": s3_server.secret_key}
+    path.write_text(json.dumps(keys))
+    return str(path)
 
 
 def make_bucket(name_prefix: str = "test") -> str:

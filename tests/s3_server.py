@@ -141,7 +141,8 @@ def _listening(process: subprocess.Popen[bytes], port: int) -> bool:
     return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill after 10 s."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -179,7 +180,7 @@ def start_s3_server(root: Path) -> S3Server:
                 process=process,
                 log_path=log_path,
             )
-        _stop(process)
+        stop_process(process)
     raise S3sFsUnavailable(
         f"{binary} did not listen on 127.0.0.1 within {_READY_TIMEOUT_S:.0f} s; its log:\n"
         + log_path.read_text("utf-8", errors="replace")[-6000:]
@@ -189,6 +190,6 @@ def start_s3_server(root: Path) -> S3Server:
 def stop_s3_server(server: S3Server) -> None:
     """Stop the server; if it had died on its own, fail loudly with its log."""
     died = server.process.poll()
-    _stop(server.process)
+    stop_process(server.process)
     if died is not None:
         raise RuntimeError(f"s3s-fs died (exit {died}); its log:\n{server.log_text()}")

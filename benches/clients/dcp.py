@@ -22,27 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import socket
 import time
 from typing import Any
 
+from ckpt import cpu_s, status_kib  # the same measures as the torch.save benchmark
+
 MIB = 1024 * 1024
 WORLD = 2
 COLUMNS = 1024
-
-
-def status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def state(args: argparse.Namespace, rank: int, fill: bool) -> dict[str, Any]:

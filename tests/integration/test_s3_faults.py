@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import random
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
@@ -33,14 +31,6 @@ def proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def cred(s3_server: S3Server, tmp_path: Path) -> str:
-    path = tmp_path / "cred.json"
-    keys = {"AccessKeyId": s3_server.access_key, "AccessKeySecret": s3_server.secret_key}
-    path.write_text(json.dumps(keys))
-    return str(path)
-
-
-@pytest.fixture
 def digests(s3_server: S3Server, s3_bucket: str) -> dict[str, str]:
     rng = random.Random(5)
     client = s3_server.client()
@@ -58,11 +48,11 @@ def key_and_digest(obj: DataObject) -> tuple[str, str]:
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_storm_over_s3(
-    proxy: FaultProxy, s3_bucket: str, digests: dict[str, str], cred: str, workers: int
+    proxy: FaultProxy, s3_bucket: str, digests: dict[str, str], s3_cred: str, workers: int
 ) -> None:
     proxy.set_faults(p_503=0.1, p_reset=0.05, seed=workers)
     ds = OssIterableDataset.from_prefix(
-        f"s3://{s3_bucket}/s/", proxy.endpoint, transform=key_and_digest, cred_path=cred
+        f"s3://{s3_bucket}/s/", proxy.endpoint, transform=key_and_digest, cred_path=s3_cred
     )
     loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=workers, collate_fn=list)
     got = [item for batch in loader for item in batch]
@@ -71,10 +61,10 @@ def test_storm_over_s3(
 
 
 def test_checkpoint_saved_through_faults(
-    proxy: FaultProxy, s3_server: S3Server, s3_bucket: str, cred: str
+    proxy: FaultProxy, s3_server: S3Server, s3_bucket: str, s3_cred: str
 ) -> None:
     state = {"w": torch.randn(6_000_000)}  # ~23 MB: several parts, each may be refused or cut
-    checkpoint = OssCheckpoint(proxy.endpoint, cred_path=cred, protocol="s3")
+    checkpoint = OssCheckpoint(proxy.endpoint, cred_path=s3_cred, protocol="s3")
     proxy.set_faults(p_503=0.2, p_reset=0.1, seed=1)
     with checkpoint.writer(f"s3://{s3_bucket}/ckpt/w.pt") as writer:
         torch.save(state, writer)
@@ -84,12 +74,12 @@ def test_checkpoint_saved_through_faults(
 
 
 def test_a_completion_cut_after_it_was_done_counts_as_done(
-    proxy: FaultProxy, s3_server: S3Server, s3_bucket: str, cred: str
+    proxy: FaultProxy, s3_server: S3Server, s3_bucket: str, s3_cred: str
 ) -> None:
     """CompleteMultipartUpload is not idempotent: every one is performed, then its answer cut.
     The writer must see, by the object's size and multipart ETag, that it was done."""
     data = random.Random(2).randbytes(40 << 20)
-    checkpoint = OssCheckpoint(proxy.endpoint, cred_path=cred, protocol="s3")
+    checkpoint = OssCheckpoint(proxy.endpoint, cred_path=s3_cred, protocol="s3")
     proxy.set_faults(p_reset=1.0, only="POST /" + s3_bucket + "/big?uploadId=")
     with checkpoint.writer(f"s3://{s3_bucket}/big") as writer:
         writer.write(data)

@@ -40,14 +40,6 @@ DataLoader = torch.utils.data.DataLoader
 
 
 @pytest.fixture
-def cred(s3_server: S3Server, tmp_path: Path) -> str:
-    path = tmp_path / "s3-cred.json"
-    keys = {"AccessKeyId": s3_server.access_key, "AccessKeySecret": s3_server.secret_key}
-    path.write_text(json.dumps(keys))
-    return str(path)
-
-
-@pytest.fixture
 def objects(s3_server: S3Server, s3_bucket: str) -> dict[str, bytes]:
     sizes = [0, 1, 100, 5000, 70_000] * 6 + [3_000_000]
     data = {f"d/{i:03d} x.bin": os.urandom(n) for i, n in enumerate(sizes)}
@@ -67,10 +59,10 @@ def crcs(data: dict[str, bytes]) -> Counter[tuple[str, int]]:
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_prefix_through_a_dataloader_reads_each_object_once(
-    s3_server: S3Server, s3_bucket: str, objects: dict[str, bytes], cred: str, workers: int
+    s3_server: S3Server, s3_bucket: str, objects: dict[str, bytes], s3_cred: str, workers: int
 ) -> None:
     ds = OssIterableDataset.from_prefix(
-        f"s3://{s3_bucket}/d/", s3_server.endpoint, transform=key_and_crc, cred_path=cred
+        f"s3://{s3_bucket}/d/", s3_server.endpoint, transform=key_and_crc, cred_path=s3_cred
     )
     loader = DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=list)
     for _ in range(2):
@@ -78,12 +70,12 @@ def test_prefix_through_a_dataloader_reads_each_object_once(
 
 
 def test_objects_and_manifest_and_map_datasets(
-    s3_server: S3Server, s3_bucket: str, objects: dict[str, bytes], cred: str, tmp_path: Path
+    s3_server: S3Server, s3_bucket: str, objects: dict[str, bytes], s3_cred: str, tmp_path: Path
 ) -> None:
     keys = sorted(objects)
     uris = [f"s3://{s3_bucket}/{k}" for k in keys]
     listed = OssIterableDataset.from_objects(
-        uris, s3_server.endpoint, transform=key_and_crc, cred_path=cred
+        uris, s3_server.endpoint, transform=key_and_crc, cred_path=s3_cred
     )
     assert list(listed) == [(k, zlib.crc32(objects[k])) for k in keys]  # in the given order
 
@@ -94,13 +86,14 @@ def test_objects_and_manifest_and_map_datasets(
         imagenet_manifest_parser,
         f"s3://{s3_bucket}/",
         s3_server.endpoint,
-        cred_path=cred,
+        cred_path=s3_cred,
     )
     assert [(o.key, o.label, o.read()) for o in by_manifest] == [
         (k, f"label{i}", objects[k]) for i, k in enumerate(keys)
     ]
 
-    mapped = OssMapDataset.from_prefix(f"s3://{s3_bucket}/d/", s3_server.endpoint, cred_path=cred)
+    prefix = f"s3://{s3_bucket}/d/"
+    mapped = OssMapDataset.from_prefix(prefix, s3_server.endpoint, cred_path=s3_cred)
     assert len(mapped) == len(objects)
     assert mapped[-1].read() == objects[keys[-1]]
     batch = mapped.__getitems__([3, 0, 30])
@@ -108,25 +101,25 @@ def test_objects_and_manifest_and_map_datasets(
 
 
 def test_tar_archive_written_and_read_over_s3(
-    s3_server: S3Server, s3_bucket: str, objects: dict[str, bytes], cred: str, tmp_path: Path
+    s3_server: S3Server, s3_bucket: str, objects: dict[str, bytes], s3_cred: str, tmp_path: Path
 ) -> None:
     tar_uri, index_uri = f"s3://{s3_bucket}/t/a.tar", f"s3://{s3_bucket}/t/a.idx"
     source = f"s3://{s3_bucket}/d/"
-    generate_tar_archive(s3_server.endpoint, cred, "", tar_uri, index_uri, source)
+    generate_tar_archive(s3_server.endpoint, s3_cred, "", tar_uri, index_uri, source)
     body = s3_server.client().get_object(s3_bucket, "t/a.tar").read()  # read back by minio
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
     assert members == {f"/{s3_bucket}/{k}": v for k, v in objects.items()}
 
-    ds = OssIterableDataset.from_tar(tar_uri, index_uri, s3_server.endpoint, cred_path=cred)
+    ds = OssIterableDataset.from_tar(tar_uri, index_uri, s3_server.endpoint, cred_path=s3_cred)
     assert {o.key: o.read() for o in ds} == members
-    mapped = OssMapDataset.from_tar(tar_uri, index_uri, s3_server.endpoint, cred_path=cred)
+    mapped = OssMapDataset.from_tar(tar_uri, index_uri, s3_server.endpoint, cred_path=s3_cred)
     assert len(mapped) == len(members)
 
 
-def test_checkpoint_save_and_load(s3_server: S3Server, s3_bucket: str, cred: str) -> None:
+def test_checkpoint_save_and_load(s3_server: S3Server, s3_bucket: str, s3_cred: str) -> None:
     state = {"w": torch.arange(3_000_000, dtype=torch.float32), "step": torch.tensor(7)}
-    checkpoint = OssCheckpoint(s3_server.endpoint, cred_path=cred, protocol="s3")
+    checkpoint = OssCheckpoint(s3_server.endpoint, cred_path=s3_cred, protocol="s3")
     with checkpoint.writer(f"s3://{s3_bucket}/ckpt/a.pt") as writer:
         torch.save(state, writer)
     written = s3_server.client().get_object(s3_bucket, "ckpt/a.pt").read()
@@ -140,8 +133,8 @@ def test_checkpoint_save_and_load(s3_server: S3Server, s3_bucket: str, cred: str
         assert torch.equal(torch.load(reader, weights_only=True)["v"], torch.ones(10))
 
 
-def test_oss_client_object_operations(s3_server: S3Server, s3_bucket: str, cred: str) -> None:
-    client = OssClient(s3_server.endpoint, cred_path=cred, protocol="s3")
+def test_oss_client_object_operations(s3_server: S3Server, s3_bucket: str, s3_cred: str) -> None:
+    client = OssClient(s3_server.endpoint, cred_path=s3_cred, protocol="s3")
     with client.put_object(s3_bucket, "o/one") as writer:
         writer.write(b"first")
     assert s3_server.client().get_object(s3_bucket, "o/one").read() == b"first"
@@ -154,10 +147,10 @@ def test_oss_client_object_operations(s3_server: S3Server, s3_bucket: str, cred:
 
 
 def test_errors_name_the_s3_uri(
-    s3_server: S3Server, s3_bucket: str, objects: dict[str, bytes], cred: str, tmp_path: Path
+    s3_server: S3Server, s3_bucket: str, objects: dict[str, bytes], s3_cred: str, tmp_path: Path
 ) -> None:
     missing = OssIterableDataset.from_objects(
-        [f"s3://{s3_bucket}/no/such"], s3_server.endpoint, cred_path=cred
+        [f"s3://{s3_bucket}/no/such"], s3_server.endpoint, cred_path=s3_cred
     )
     with pytest.raises(OssNotFoundError, match=f"s3://{s3_bucket}/no/such"):
         list(missing)
@@ -170,14 +163,14 @@ def test_errors_name_the_s3_uri(
         list(refused)
     with pytest.raises(OssConfigError, match="one protocol"):
         OssIterableDataset.from_objects(
-            [f"s3://{s3_bucket}/a", f"oss://{s3_bucket}/b"], s3_server.endpoint, cred_path=cred
+            [f"s3://{s3_bucket}/a", f"oss://{s3_bucket}/b"], s3_server.endpoint, cred_path=s3_cred
         )
 
     class Reiterable:  # neither a list nor an iterator: checked as it streams
         def __iter__(self) -> Any:
             return iter([f"s3://{s3_bucket}/d/000 x.bin", f"oss://{s3_bucket}/b"])
 
-    mixed = OssIterableDataset.from_objects(Reiterable(), s3_server.endpoint, cred_path=cred)
+    mixed = OssIterableDataset.from_objects(Reiterable(), s3_server.endpoint, cred_path=s3_cred)
     with pytest.raises(OssConfigError, match="made for s3://"):
         list(mixed)
 
@@ -211,8 +204,8 @@ def dcp_rank(rank: int, port: int, conn: dict[str, Any], uri: str) -> None:
         dist.destroy_process_group()
 
 
-def test_dcp_on_two_ranks(s3_server: S3Server, s3_bucket: str, cred: str) -> None:
-    conn = {"endpoint": s3_server.endpoint, "cred_path": cred}
+def test_dcp_on_two_ranks(s3_server: S3Server, s3_bucket: str, s3_cred: str) -> None:
+    conn = {"endpoint": s3_server.endpoint, "cred_path": s3_cred}
     uri = f"s3://{s3_bucket}/dcp/step-1"
     mp.spawn(dcp_rank, args=(free_port(), conn, uri), nprocs=2, join=True)
     keys = s3_server.list_keys(s3_bucket, "dcp/step-1/")
