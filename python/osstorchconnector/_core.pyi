@@ -162,7 +162,8 @@ class Client:
     def upload(self, uri: str) -> Upload:
         """Starts writing the object at ``uri``."""
     def head_object(self, uri: str) -> tuple[int, str, int | None]:
-        """``(size, etag, crc64 or None)``.
+        """``(size, etag, crc or None)``: the CRC-64 the server states, of the protocol's own
+        algorithm (CRC-64/XZ over ``oss://``, CRC-64/NVME over ``s3://``).
 
         Raises:
             OssNotFoundError: no such object.
@@ -190,7 +191,9 @@ class Upload:
 
     def write(self, buffer: Buffer) -> int: ...
     def close(self) -> tuple[str, int, int]:
-        """Completes the upload; ``(etag, size, crc64)``. On failure the upload is aborted."""
+        """Completes the upload; ``(etag, size, crc)`` (the CRC-64 of the bytes written:
+        CRC-64/XZ over ``oss://``, CRC-64/NVME over ``s3://``). On failure the upload is
+        aborted."""
     def abort(self) -> None: ...
     @property
     def written(self) -> int: ...

@@ -1,7 +1,8 @@
 //! What is retried, how long to wait, and the budget shared by all attempts of one operation.
 //!
 //! As the official OSS SDKs: 5xx, 408, 429, the dialect's throttling codes, `RequestTimeTooSkewed`
-//! and transport failures are retried with full-jitter backoff `rand(0,1) * min(2^n * base, max)`. Auth errors are not,
+//! the dialect's codes of a body that arrived corrupt (S3's `BadDigest`, the CRC sent with it
+//! not matching) and transport failures are retried with full-jitter backoff `rand(0,1) * min(2^n * base, max)`. Auth errors are not,
 //! except once after reloading credentials when the server says the token expired.
 
 use std::time::Duration;
@@ -48,7 +49,9 @@ pub(crate) enum Decision {
 pub(crate) fn classify(error: &Error, dialect: &Dialect) -> Decision {
     match error {
         Error::Service(e) => {
-            if e.code == dialect.clock_skew_code {
+            if e.code == dialect.clock_skew_code
+                || dialect.corruption_codes.contains(&e.code.as_str())
+            {
                 Decision::Retry
             } else if dialect.refuses_credentials(&e.code) {
                 Decision::RefreshCredentials
@@ -184,6 +187,10 @@ mod tests {
             (service(400, "ThrottlingException"), Decision::Retry),
             (service(400, "RequestLimitExceeded"), Decision::Retry),
             (service(403, "RequestTimeTooSkewed"), Decision::Retry),
+            // The body arrived other than sent (its CRC does not match): send it again.
+            (service(400, "BadDigest"), Decision::Retry),
+            (service(400, "XAmzContentSHA256Mismatch"), Decision::Retry),
+            (service(400, "InvalidDigest"), Decision::Fail), // a malformed digest
             (service(400, "ExpiredToken"), Decision::RefreshCredentials),
             (service(400, "InvalidToken"), Decision::RefreshCredentials),
             (

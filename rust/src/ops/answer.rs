@@ -1,9 +1,10 @@
-//! What operations read from an answer's headers: the ETag and the CRC-64 the server states,
-//! and the check of that CRC against the bytes sent; and what a 200 to a completion or a copy
-//! says in its body.
+//! What operations read from an answer's headers: the ETag and the CRC the server states, and
+//! the check of that CRC against the bytes sent; and what a 200 to a completion or a copy says
+//! in its body.
 
 use crate::error::{Error, Result, ServiceError};
 use crate::http::client::OssClient;
+use crate::ops::crc::Checksum;
 use crate::protocol::multipart_xml::Finished;
 use crate::protocol::Target;
 
@@ -21,38 +22,73 @@ pub(crate) fn etag(response: &reqwest::Response) -> String {
     header(response, "etag").unwrap_or_default()
 }
 
-/// The CRC-64 the server states for the object (or part) in its answer, if it states one.
+/// The CRC the server states for the object (or part) in its answer, in the first of the
+/// protocol's checksum headers that holds one.
 ///
 /// # Errors
-/// `Protocol` when the header is there but not a number.
+/// `Protocol` when such a header is there but holds no CRC.
+pub(crate) fn stated_checksum(
+    client: &OssClient,
+    target: &Target,
+    response: &reqwest::Response,
+) -> Result<Option<Checksum>> {
+    for stated in client.dialect().checksum_headers {
+        let Some(value) = header(response, stated.name) else {
+            continue;
+        };
+        match stated.parse(&value) {
+            Ok(Some(value)) => {
+                return Ok(Some(Checksum {
+                    crc: stated.crc,
+                    value,
+                }))
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                return Err(Error::Protocol {
+                    target: target.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The CRC the server states, when it is of the protocol's own algorithm (the one taken of
+/// every upload): what a written object is compared with.
+///
+/// # Errors
+/// As [`stated_checksum`].
 pub(crate) fn stated_crc(
     client: &OssClient,
     target: &Target,
     response: &reqwest::Response,
 ) -> Result<Option<u64>> {
-    let Some(name) = client.dialect().crc64_header else {
-        return Ok(None);
-    };
-    match header(response, name) {
-        None => Ok(None),
-        Some(value) => value.trim().parse().map(Some).map_err(|_| Error::Protocol {
-            target: target.clone(),
-            reason: format!("{name} {value:?} is not a CRC-64"),
-        }),
-    }
+    let stated = stated_checksum(client, target, response)?;
+    Ok(stated
+        .filter(|c| c.crc == client.dialect().crc)
+        .map(|c| c.value))
 }
 
-/// Fails when the server stated a CRC-64 other than that of the bytes sent: the server stored
+/// Fails when the server stated a CRC other than that of the bytes sent: the server stored
 /// something else, and the write must not be trusted.
 ///
 /// # Errors
 /// `Protocol` naming both values.
-pub(crate) fn check_crc(target: &Target, what: &str, stated: Option<u64>, sent: u64) -> Result<()> {
+pub(crate) fn check_crc(
+    client: &OssClient,
+    target: &Target,
+    what: &str,
+    stated: Option<u64>,
+    sent: u64,
+) -> Result<()> {
     match stated {
         Some(stated) if stated != sent => Err(Error::Protocol {
             target: target.clone(),
             reason: format!(
-                "CRC-64 mismatch after {what}: the server stored {stated}, the bytes sent have {sent}"
+                "{} mismatch after {what}: the server stored {stated}, the bytes sent have {sent}",
+                client.dialect().crc.name()
             ),
         }),
         _ => Ok(()),

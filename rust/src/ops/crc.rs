@@ -1,53 +1,110 @@
-//! CRC-64/XZ, the checksum OSS states for whole objects (`x-oss-hash-crc64ecma`), on every
-//! answer of a GET — ranged ones included — and of a HEAD.
+//! The CRCs servers state for whole objects, and the arithmetic on them: CRC-64/XZ (OSS's
+//! `x-oss-hash-crc64ecma`, on every answer of a GET — ranged ones included — and of a HEAD),
+//! and S3's `x-amz-checksum-*` CRCs (CRC-64/NVME, CRC-32C, CRC-32), stated on whole-object
+//! answers only.
 
 use crate::error::Error;
 use crate::protocol::Target;
 
-/// CRC-64/XZ (ECMA-182 polynomial, reflected), as in `x-oss-hash-crc64ecma`.
+/// A CRC algorithm a server states for objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Crc {
+    /// ECMA-182 polynomial, reflected: OSS's `x-oss-hash-crc64ecma`.
+    Crc64Xz,
+    /// S3's `x-amz-checksum-crc64nvme` (AWS's default for new objects since 2025).
+    Crc64Nvme,
+    /// Castagnoli: S3's `x-amz-checksum-crc32c`.
+    Crc32c,
+    /// ISO-HDLC (zlib's): S3's `x-amz-checksum-crc32`.
+    Crc32,
+}
+
+impl Crc {
+    fn algorithm(self) -> crc_fast::CrcAlgorithm {
+        match self {
+            Crc::Crc64Xz => crc_fast::CrcAlgorithm::Crc64Xz,
+            Crc::Crc64Nvme => crc_fast::CrcAlgorithm::Crc64Nvme,
+            Crc::Crc32c => crc_fast::CrcAlgorithm::Crc32Iscsi,
+            Crc::Crc32 => crc_fast::CrcAlgorithm::Crc32IsoHdlc,
+        }
+    }
+
+    /// Its name, as messages write it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Crc::Crc64Xz => "CRC-64/XZ",
+            Crc::Crc64Nvme => "CRC-64/NVME",
+            Crc::Crc32c => "CRC-32C",
+            Crc::Crc32 => "CRC-32",
+        }
+    }
+
+    /// Width in bytes (how S3 encodes it: big-endian, then base64).
+    pub(crate) fn width(self) -> usize {
+        match self {
+            Crc::Crc64Xz | Crc::Crc64Nvme => 8,
+            Crc::Crc32c | Crc::Crc32 => 4,
+        }
+    }
+
+    /// The CRC of `data`.
+    pub(crate) fn of(self, data: &[u8]) -> u64 {
+        let mut digest = self.digest();
+        digest.update(data);
+        digest.finalize()
+    }
+
+    /// A running CRC, for bytes that arrive in pieces.
+    pub(crate) fn digest(self) -> crc_fast::Digest {
+        crc_fast::Digest::new(self.algorithm())
+    }
+
+    /// The CRC of `a` followed by `b`, from their CRCs and the length of `b`.
+    pub(crate) fn combine(self, crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+        crc_fast::checksum_combine(self.algorithm(), crc_a, crc_b, len_b)
+    }
+}
+
+/// A CRC value and the algorithm it was taken with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Checksum {
+    pub(crate) crc: Crc,
+    pub(crate) value: u64,
+}
+
+/// CRC-64/XZ, as in `x-oss-hash-crc64ecma`.
 pub fn crc64(data: &[u8]) -> u64 {
-    let mut digest = crc64_digest();
-    digest.update(data);
-    digest.finalize()
-}
-
-/// A running CRC-64/XZ, for bytes that arrive in pieces.
-pub(crate) fn crc64_digest() -> crc_fast::Digest {
-    crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz)
-}
-
-/// The CRC-64/XZ of `a` followed by `b`, from their CRCs and the length of `b`.
-pub(crate) fn crc64_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
-    crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Xz, crc_a, crc_b, len_b)
+    Crc::Crc64Xz.of(data)
 }
 
 /// The error for an object whose parts combine to `assembled` where the server states
 /// `stated` for the whole.
-pub(crate) fn parts_mismatch(target: &Target, (stated, assembled): (u64, u64)) -> Error {
+pub(crate) fn parts_mismatch(target: &Target, (stated, assembled): (Checksum, u64)) -> Error {
     Error::Protocol {
         target: target.clone(),
         reason: format!(
-            "CRC-64 mismatch: the object's parts combine to {assembled}, the server states \
-             {stated} for it"
+            "{} mismatch: the object's parts combine to {assembled}, the server states {} for it",
+            stated.crc.name(),
+            stated.value
         ),
     }
 }
 
-/// The CRC-64 of an object put together from pieces in order, checked against the CRC-64 the
-/// server states for the whole once the last piece is in — so a corrupt piece fails the
+/// The CRC of an object put together from pieces in order, checked against the CRC the server
+/// states for the whole once the last piece is in — so a corrupt piece fails the
 /// object before its last byte is handed over, whichever piece it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Assembly {
     size: u64,
-    stated: Option<u64>,
+    stated: Option<Checksum>,
     crc: u64,
     covered: u64,
 }
 
 impl Assembly {
-    /// An object of `size` bytes whose CRC-64 the server states as `stated` (`None`: nothing
-    /// to check against).
-    pub(crate) fn new(size: u64, stated: Option<u64>) -> Self {
+    /// An object of `size` bytes whose CRC the server states as `stated` (`None`: nothing to
+    /// check against).
+    pub(crate) fn new(size: u64, stated: Option<Checksum>) -> Self {
         Assembly {
             size,
             stated,
@@ -56,22 +113,32 @@ impl Assembly {
         }
     }
 
-    /// Adds the `len` bytes at `offset` whose CRC-64 is `crc`. When they complete the object,
-    /// fails with `(stated, assembled)` if the two differ. A piece that does not continue
-    /// the ones before makes the check impossible; it is then skipped, never guessed.
-    pub(crate) fn add(&mut self, offset: u64, len: u64, crc: u64) -> Result<(), (u64, u64)> {
-        if offset != self.covered {
-            self.stated = None;
+    /// Adds the `len` bytes at `offset` whose CRC is `crc`. When they complete the object,
+    /// fails with `(stated, assembled)` if the two differ. A piece that does not continue the
+    /// ones before, or whose CRC is missing or of another algorithm, makes the check
+    /// impossible; it is then skipped, never guessed.
+    pub(crate) fn add(
+        &mut self,
+        offset: u64,
+        len: u64,
+        crc: Option<Checksum>,
+    ) -> Result<(), (Checksum, u64)> {
+        let Some(stated) = self.stated else {
             return Ok(());
-        }
-        self.crc = crc64_combine(self.crc, crc, len);
-        self.covered += len;
-        match self.stated {
-            Some(stated) if self.covered == self.size && stated != self.crc => {
-                Err((stated, self.crc))
+        };
+        let crc = match crc {
+            Some(c) if c.crc == stated.crc && offset == self.covered => c.value,
+            _ => {
+                self.stated = None;
+                return Ok(());
             }
-            _ => Ok(()),
+        };
+        self.crc = stated.crc.combine(self.crc, crc, len);
+        self.covered += len;
+        if self.covered == self.size && stated.value != self.crc {
+            return Err((stated, self.crc));
         }
+        Ok(())
     }
 
     /// Bytes assembled so far (from offset 0).
@@ -85,6 +152,15 @@ impl Assembly {
 mod tests {
     use super::*;
 
+    const ALL: [Crc; 4] = [Crc::Crc64Xz, Crc::Crc64Nvme, Crc::Crc32c, Crc::Crc32];
+
+    fn checksum(crc: Crc, data: &[u8]) -> Option<Checksum> {
+        Some(Checksum {
+            crc,
+            value: crc.of(data),
+        })
+    }
+
     #[test]
     fn an_assembly_checks_the_whole_once_its_last_piece_is_in() {
         let data: Vec<u8> = (0..30_000u32).map(|i| (i % 241) as u8).collect();
@@ -93,49 +169,68 @@ mod tests {
             .enumerate()
             .map(|(i, c)| (i as u64 * 7_000, c))
             .collect();
-        let whole = crc64(&data);
-        let mut good = Assembly::new(data.len() as u64, Some(whole));
-        for (offset, piece) in &pieces {
-            assert_eq!(good.add(*offset, piece.len() as u64, crc64(piece)), Ok(()));
-        }
-        assert_eq!(good.covered(), data.len() as u64);
+        let size = data.len() as u64;
+        for crc in ALL {
+            let whole = checksum(crc, &data);
+            let mut good = Assembly::new(size, whole);
+            for (offset, piece) in &pieces {
+                let added = good.add(*offset, piece.len() as u64, checksum(crc, piece));
+                assert_eq!(added, Ok(()), "{}", crc.name());
+            }
+            assert_eq!(good.covered(), size);
 
-        // A corrupt piece anywhere fails the last one, not before.
-        let mut bad = Assembly::new(data.len() as u64, Some(whole));
-        let last = pieces.len() - 1;
-        for (i, (offset, piece)) in pieces.iter().enumerate() {
-            let crc = if i == 1 {
-                crc64(piece) ^ 1
-            } else {
-                crc64(piece)
-            };
-            let added = bad.add(*offset, piece.len() as u64, crc);
-            assert_eq!(added.is_err(), i == last, "piece {i}");
+            // A corrupt piece anywhere fails the last one, not before.
+            let mut bad = Assembly::new(size, whole);
+            let last = pieces.len() - 1;
+            for (i, (offset, piece)) in pieces.iter().enumerate() {
+                let mut part = checksum(crc, piece);
+                if let (1, Some(p)) = (i, part.as_mut()) {
+                    p.value ^= 1;
+                }
+                let added = bad.add(*offset, piece.len() as u64, part);
+                assert_eq!(added.is_err(), i == last, "{} piece {i}", crc.name());
+            }
         }
 
-        // Nothing stated, or a gap: nothing checked.
-        let mut unstated = Assembly::new(data.len() as u64, None);
-        assert_eq!(unstated.add(0, data.len() as u64, 0), Ok(()));
-        let mut gap = Assembly::new(data.len() as u64, Some(whole));
-        assert_eq!(gap.add(7_000, 23_000, 0), Ok(()));
-        assert_eq!(gap.add(0, 7_000, 0), Ok(()));
+        // Nothing stated, a gap, a piece without a CRC or with another algorithm's: nothing
+        // checked.
+        let whole = checksum(Crc::Crc64Xz, &data);
+        let mut unstated = Assembly::new(size, None);
+        assert_eq!(unstated.add(0, size, checksum(Crc::Crc64Xz, b"x")), Ok(()));
+        let mut gap = Assembly::new(size, whole);
+        assert_eq!(gap.add(7_000, 23_000, checksum(Crc::Crc64Xz, b"")), Ok(()));
+        assert_eq!(gap.add(0, 7_000, checksum(Crc::Crc64Xz, b"")), Ok(()));
+        for part in [None, checksum(Crc::Crc64Nvme, &data)] {
+            let mut unknown = Assembly::new(size, whole);
+            assert_eq!(unknown.add(0, size, part), Ok(()));
+        }
     }
 
     #[test]
     fn combined_crcs_are_the_crc_of_the_concatenation() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
-        for cut in [0, 1, 7, 4096, 9_999, 10_000] {
-            let (a, b) = data.split_at(cut);
-            let combined = crc64_combine(crc64(a), crc64(b), b.len() as u64);
-            assert_eq!(combined, crc64(&data), "cut at {cut}");
+        for crc in ALL {
+            for cut in [0, 1, 7, 4096, 9_999, 10_000] {
+                let (a, b) = data.split_at(cut);
+                let combined = crc.combine(crc.of(a), crc.of(b), b.len() as u64);
+                assert_eq!(combined, crc.of(&data), "{} cut at {cut}", crc.name());
+            }
         }
     }
 
     #[test]
-    fn crc64_is_crc64_xz() {
-        // The CRC catalogue's check value for CRC-64/XZ.
+    fn each_algorithm_gives_the_crc_catalogues_check_value() {
+        // https://reveng.sourceforge.io/crc-catalogue/ : the CRC of "123456789".
+        for (crc, check) in [
+            (Crc::Crc64Xz, 0x995D_C9BB_DF19_39FA),
+            (Crc::Crc64Nvme, 0xAE8B_1486_0A79_9888),
+            (Crc::Crc32c, 0xE306_9283),
+            (Crc::Crc32, 0xCBF4_3926),
+        ] {
+            assert_eq!(crc.of(b"123456789"), check, "{}", crc.name());
+            assert_eq!(crc.of(b""), 0, "{}", crc.name());
+        }
         assert_eq!(crc64(b"123456789"), 0x995D_C9BB_DF19_39FA);
-        assert_eq!(crc64(b""), 0);
     }
 
     /// CRC-64/XZ one bit at a time, straight from its definition.
@@ -165,7 +260,7 @@ mod tests {
         for piece in [
             1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 4095, 16_385, 70_000,
         ] {
-            let mut digest = crc64_digest();
+            let mut digest = Crc::Crc64Xz.digest();
             for chunk in data.chunks(piece) {
                 digest.update(chunk);
             }

@@ -5,8 +5,9 @@
 //! read timeout) is resumed with a Range request from its next byte, pinned with `If-Match` to
 //! the version its first answer came from — so the bytes of one download always come from one
 //! version, and a replaced object fails with [`Error::Changed`] instead of mixing two.
-//! A download that covers a whole object is checked against the CRC-64 the server states for
-//! it; this is also where a check of ranged parts belongs.
+//! A download that covers a whole object is checked against the CRC the server states for it
+//! (OSS: CRC-64/XZ, on ranged answers too, so parts are checked once assembled; S3: CRC-64/NVME,
+//! CRC-32C or CRC-32, on whole-object answers only).
 //!
 //! <https://www.alibabacloud.com/help/en/oss/developer-reference/getobject>
 
@@ -20,9 +21,10 @@ use crate::http::request::Request;
 use crate::memory::chunks::{Chunks, Receiving};
 use crate::memory::destination::Destination;
 use crate::memory::lent::Lent;
-use crate::ops::crc::crc64_digest;
+use crate::ops::answer::stated_checksum;
+use crate::ops::crc::{Checksum, Crc};
 use crate::ops::range::{parse_content_range, ByteRange};
-use crate::protocol::Target;
+use crate::protocol::{Dialect, Target};
 
 /// Which bytes of which object, and of which version.
 #[derive(Debug, Clone, Copy)]
@@ -58,11 +60,12 @@ pub(crate) struct GetOutput {
     pub(crate) object_size: u64,
     /// ETag of the version the bytes come from, as sent.
     pub(crate) etag: String,
-    /// CRC-64/XZ of the bytes downloaded (whatever the sink).
-    pub(crate) crc: u64,
-    /// The CRC-64 the server states for the whole object (OSS sends it on ranged answers
-    /// too), for checking an object assembled from parts.
-    pub(crate) stated_crc: Option<u64>,
+    /// CRC of the bytes downloaded (whatever the sink), of the algorithm of the CRC the server
+    /// states; `None` when it states none.
+    pub(crate) crc: Option<Checksum>,
+    /// The CRC the server states for the whole object (OSS sends it on ranged answers too),
+    /// for checking an object assembled from parts.
+    pub(crate) stated_crc: Option<Checksum>,
 }
 
 impl OssClient {
@@ -86,7 +89,7 @@ impl OssClient {
         if let Some(files) = self.local_store() {
             return files.get(request, sink).await;
         }
-        let mut download = Download::new(request, sink);
+        let mut download = Download::new(request, sink, self.dialect());
         let mut ctx = self.retry_context();
         loop {
             let head = download.next_request()?;
@@ -120,6 +123,7 @@ enum Kept {
 #[derive(Debug)]
 struct Download<'a> {
     request: GetRequest<'a>,
+    dialect: &'static Dialect,
     kept: Kept,
     /// Object offset of the next byte wanted.
     next: u64,
@@ -128,24 +132,26 @@ struct Download<'a> {
     object_size: u64,
     /// The version every answer must come from: the caller's, else the first answer's.
     etag: Option<String>,
-    /// CRC-64 of the bytes kept, taken per piece while it is in cache.
-    digest: crc_fast::Digest,
-    /// The server's CRC-64 of the whole object, as stated.
-    stated_crc: Option<String>,
-    /// The download covers the whole object: its CRC-64 must be the stated one.
+    /// CRC of the bytes kept, taken per piece while it is in cache, when the first answer
+    /// stated a CRC to check it against.
+    digest: Option<(Crc, crc_fast::Digest)>,
+    /// The server's CRC of the whole object.
+    stated_crc: Option<Checksum>,
+    /// The download covers the whole object: its CRC must be the stated one.
     whole: bool,
     /// The object turned out empty where a range was asked for: ask without one.
     unranged: bool,
 }
 
 impl<'a> Download<'a> {
-    fn new(request: GetRequest<'a>, sink: Sink) -> Self {
+    fn new(request: GetRequest<'a>, sink: Sink, dialect: &'static Dialect) -> Self {
         let kept = match sink {
             Sink::Receive(lent) => Kept::NotStarted(lent),
             Sink::Into(dst) => Kept::Into { dst, written: 0 },
         };
         Download {
             request,
+            dialect,
             kept,
             next: request.range.map_or(0, |r| r.start),
             end: None,
@@ -154,7 +160,7 @@ impl<'a> Download<'a> {
                 .if_match
                 .filter(|e| !e.is_empty())
                 .map(str::to_string),
-            digest: crc64_digest(),
+            digest: None,
             stated_crc: None,
             whole: false,
             unranged: false,
@@ -169,6 +175,7 @@ impl<'a> Download<'a> {
     fn next_request(&self) -> Result<Request> {
         let target = self.target();
         let mut request = Request::new(Method::GET, &target.bucket, &target.key);
+        self.dialect.ask_for_checksum(&mut request.head.headers);
         let started = self.kept_len() > 0;
         let range = match (self.request.range, self.end) {
             _ if self.unranged && !started => None,
@@ -245,7 +252,7 @@ impl<'a> Download<'a> {
                 .map(str::to_string)
         };
         let etag = header("etag").unwrap_or_default();
-        let stated_crc = client.dialect().crc64_header.and_then(header);
+        let stated_crc = stated_checksum(client, target, &response)?;
         let length = response.content_length();
         // Object offsets this answer's body runs over.
         let (body_start, body_end, object_size) = if response.status().as_u16() == 206 {
@@ -316,13 +323,15 @@ impl<'a> Download<'a> {
                 end - from
             )));
         }
-        if let Some(expected) = self.stated_crc.clone().filter(|_| self.whole) {
-            let actual = self.digest.finalize();
-            if expected.trim() != actual.to_string() {
+        let taken = self.digest.as_ref().map(|(crc, d)| (*crc, d.finalize()));
+        if let (Some(stated), Some((crc, actual)), true) = (self.stated_crc, taken, self.whole) {
+            if stated.crc == crc && stated.value != actual {
                 // Corrupt somewhere: start over rather than resume.
                 self.restart();
                 return Err(protocol(format!(
-                    "CRC-64 mismatch: server says {expected}, body has {actual}"
+                    "{} mismatch: server says {}, body has {actual}",
+                    crc.name(),
+                    stated.value
                 )));
             }
         }
@@ -339,7 +348,9 @@ impl<'a> Download<'a> {
                 None => true,
                 Some(_) => object_size.is_some() && self.end == object_size,
             };
-        self.digest = crc64_digest();
+        self.digest = self
+            .stated_crc
+            .map(|stated| (stated.crc, stated.crc.digest()));
         let expected = self.end.map_or(0, |e| e.saturating_sub(self.next));
         let expected = usize::try_from(expected.min(1 << 30)).unwrap_or(0);
         if let Kept::NotStarted(lent) = &mut self.kept {
@@ -354,7 +365,9 @@ impl<'a> Download<'a> {
 
     /// Keeps bytes that continue what was kept.
     fn keep(&mut self, piece: Bytes) -> Result<()> {
-        self.digest.update(&piece);
+        if let Some((_, digest)) = &mut self.digest {
+            digest.update(&piece);
+        }
         self.next += piece.len() as u64;
         match &mut self.kept {
             Kept::NotStarted(_) => Err(Error::Internal("bytes before an answer".into())),
@@ -419,8 +432,11 @@ impl<'a> Download<'a> {
             offset,
             object_size: self.object_size,
             etag: self.etag.unwrap_or_default(),
-            crc: self.digest.finalize(),
-            stated_crc: self.stated_crc.and_then(|c| c.trim().parse().ok()),
+            crc: self.digest.map(|(crc, digest)| Checksum {
+                crc,
+                value: digest.finalize(),
+            }),
+            stated_crc: self.stated_crc,
         })
     }
 }

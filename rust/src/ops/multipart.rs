@@ -1,5 +1,6 @@
 //! Multipart uploads: initiate, upload parts, complete, abort — each part checked against the
-//! CRC-64 the server states, the whole object against the parts' CRCs combined.
+//! CRC the server states, the whole object against the parts' CRCs combined (on S3, both are
+//! also sent for the server to check).
 //!
 //! <https://www.alibabacloud.com/help/en/oss/developer-reference/multipart-upload-2>
 
@@ -10,9 +11,9 @@ use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::http::request::Request;
 use crate::ops::answer::{check_crc, etag, finished_etag, stated_crc};
-use crate::ops::crc::{crc64, crc64_combine};
+use crate::ops::crc::Crc;
 use crate::ops::put::Stored;
-use crate::protocol::multipart_xml::{complete_body, parse_completed, parse_upload_id};
+use crate::protocol::multipart_xml::{complete_body, parse_completed, parse_upload_id, ListedPart};
 use crate::protocol::Target;
 
 /// One part of a multipart upload, stored.
@@ -34,6 +35,7 @@ impl OssClient {
             // Sent twice, it starts a second upload that is never used: harmless.
             .idempotent(true);
         request.head.query.push(("uploads".into(), String::new()));
+        self.dialect().announce_checksum(&mut request.head.headers);
         let mut ctx = self.retry_context();
         loop {
             let response = self.send(&request, &mut ctx).await?;
@@ -53,11 +55,11 @@ impl OssClient {
         }
     }
 
-    /// Uploads part `number` of upload `upload_id`. A part the server stores with another
-    /// CRC-64 is sent again.
+    /// Uploads part `number` of upload `upload_id`. A part the server stores with another CRC
+    /// is sent again.
     ///
     /// # Errors
-    /// The request's error; `Protocol` when the stored CRC-64 keeps differing.
+    /// The request's error; `Protocol` when the stored CRC keeps differing.
     pub(crate) async fn upload_part(
         &self,
         target: &Target,
@@ -65,9 +67,11 @@ impl OssClient {
         number: u32,
         body: Bytes,
     ) -> Result<StoredPart> {
-        let crc = crc64(&body);
+        let crc = self.dialect().crc.of(&body);
         let len = body.len() as u64;
         let mut request = Request::new(Method::PUT, &target.bucket, &target.key).with_body(body);
+        self.dialect()
+            .send_checksum(&mut request.head.headers, crc, false);
         request.head.query = vec![
             ("partNumber".into(), number.to_string()),
             ("uploadId".into(), upload_id.to_string()),
@@ -76,7 +80,7 @@ impl OssClient {
         loop {
             let response = self.send(&request, &mut ctx).await?;
             let checked = stated_crc(self, target, &response)
-                .and_then(|stated| check_crc(target, "UploadPart", stated, crc));
+                .and_then(|stated| check_crc(self, target, "UploadPart", stated, crc));
             let etag = etag(&response);
             let drained = self.body_bytes(&request.head, response).await;
             match checked.and(drained) {
@@ -90,28 +94,34 @@ impl OssClient {
     }
 
     /// Completes upload `upload_id` from `parts` (in ascending number order): the object is
-    /// replaced by their concatenation only now. The server's CRC-64 of the result must be the
+    /// replaced by their concatenation only now. The server's CRC of the result must be the
     /// parts' CRCs combined.
     ///
     /// Completing is not idempotent: after a transport error that may have reached the server,
     /// the object is looked at (HEAD) instead of completing blindly again — it counts as
-    /// completed when it has exactly the expected CRC-64 and size.
+    /// completed when it has exactly the expected CRC (or S3 multipart ETag) and size.
     ///
     /// # Errors
-    /// The request's error; `Protocol` when the result's CRC-64 is not the expected one.
+    /// The request's error; `Protocol` when the result's CRC is not the expected one.
     pub(crate) async fn complete_upload(
         &self,
         target: &Target,
         upload_id: &str,
         parts: &[StoredPart],
     ) -> Result<Stored> {
-        let list: Vec<(u32, String)> = parts
+        let dialect = self.dialect();
+        let list: Vec<ListedPart> = parts
             .iter()
-            .map(|p| (p.number, p.stored.etag.clone()))
+            .map(|p| ListedPart {
+                number: p.number,
+                etag: p.stored.etag.clone(),
+                checksum: dialect.part_checksum(p.stored.crc),
+            })
             .collect();
-        let expected = combined(parts);
+        let expected = combined(dialect.crc, parts);
         let body = Bytes::from(complete_body(&list));
         let mut request = Request::new(Method::POST, &target.bucket, &target.key).with_body(body);
+        dialect.send_checksum(&mut request.head.headers, expected.crc, true);
         request
             .head
             .query
@@ -127,7 +137,13 @@ impl OssClient {
                     match self.body_bytes(&request.head, response).await {
                         Ok(body) => {
                             let etag = finished_etag(parse_completed(&body), etag, "POST", target)?;
-                            check_crc(target, "CompleteMultipartUpload", stated, expected.crc)?;
+                            check_crc(
+                                self,
+                                target,
+                                "CompleteMultipartUpload",
+                                stated,
+                                expected.crc,
+                            )?;
                             return Ok(Stored { etag, ..expected });
                         }
                         Err(e @ Error::Transport { .. }) => e, // cut after it began
@@ -153,7 +169,7 @@ impl OssClient {
     }
 
     /// What an interrupted Complete did: `target` is the object it was making (its size, and
-    /// its CRC-64 (OSS) or else its multipart ETag (S3 states no CRC), are the expected ones),
+    /// its CRC or else (a store that states none) its S3 multipart ETag, are the expected ones),
     /// there is no object at all (it was not done), or anything else.
     async fn completed_anyway(
         &self,
@@ -235,12 +251,12 @@ fn multipart_etag(parts: &[StoredPart]) -> Option<String> {
     Some(format!("{}-{}", hex::encode(md5s.finalize()), parts.len()))
 }
 
-/// What the parts make together: their total length and combined CRC-64.
-fn combined(parts: &[StoredPart]) -> Stored {
+/// What the parts make together: their total length and combined CRC (of algorithm `algorithm`).
+fn combined(algorithm: Crc, parts: &[StoredPart]) -> Stored {
     let mut crc = 0;
     let mut len = 0;
     for part in parts {
-        crc = crc64_combine(crc, part.stored.crc, part.stored.len);
+        crc = algorithm.combine(crc, part.stored.crc, part.stored.len);
         len += part.stored.len;
     }
     Stored {
@@ -257,21 +273,26 @@ mod tests {
     #[test]
     fn parts_combine_into_the_whole_objects_crc() {
         let data: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 253) as u8).collect();
-        let parts: Vec<StoredPart> = data
-            .chunks(16_384)
-            .enumerate()
-            .map(|(i, chunk)| StoredPart {
-                number: i as u32 + 1,
-                stored: Stored {
-                    etag: String::new(),
-                    crc: crc64(chunk),
-                    len: chunk.len() as u64,
-                },
-            })
-            .collect();
-        let whole = combined(&parts);
-        assert_eq!((whole.crc, whole.len), (crc64(&data), data.len() as u64));
-        assert_eq!(combined(&[]).crc, crc64(b""));
+        for algorithm in [Crc::Crc64Xz, Crc::Crc64Nvme] {
+            let parts: Vec<StoredPart> = data
+                .chunks(16_384)
+                .enumerate()
+                .map(|(i, chunk)| StoredPart {
+                    number: i as u32 + 1,
+                    stored: Stored {
+                        etag: String::new(),
+                        crc: algorithm.of(chunk),
+                        len: chunk.len() as u64,
+                    },
+                })
+                .collect();
+            let whole = combined(algorithm, &parts);
+            assert_eq!(
+                (whole.crc, whole.len),
+                (algorithm.of(&data), data.len() as u64)
+            );
+            assert_eq!(combined(algorithm, &[]).crc, algorithm.of(b""));
+        }
     }
 
     #[test]

@@ -21,14 +21,14 @@ pub(crate) struct ObjectMeta {
     pub(crate) size: u64,
     /// ETag as sent.
     pub(crate) etag: String,
-    /// CRC-64/XZ of the object, when the server states it.
+    /// CRC of the object, of the protocol's own algorithm, when the server states it.
     pub(crate) crc: Option<u64>,
     /// `Last-Modified`, as sent.
     pub(crate) last_modified: String,
 }
 
 impl OssClient {
-    /// The size, ETag and CRC-64 of `target`.
+    /// The size, ETag and CRC of `target`.
     ///
     /// # Errors
     /// `Service` 404 (`NoSuchKey`, decoded from the `x-oss-err` header) when it does not exist.
@@ -36,7 +36,8 @@ impl OssClient {
         if let Some(files) = self.local_store() {
             return files.head(target).await;
         }
-        let request = Request::new(Method::HEAD, &target.bucket, &target.key);
+        let mut request = Request::new(Method::HEAD, &target.bucket, &target.key);
+        self.dialect().ask_for_checksum(&mut request.head.headers);
         let mut ctx = self.retry_context();
         let response = self.send(&request, &mut ctx).await?;
         // HEAD answers have no body: the length is the header's, not the body's.

@@ -1,4 +1,5 @@
-//! PutObject: a whole object in one request, checked against the CRC-64 the server states.
+//! PutObject: a whole object in one request, checked against the CRC the server states (and,
+//! on S3, by the server against the CRC sent with it).
 //!
 //! <https://www.alibabacloud.com/help/en/oss/developer-reference/putobject>
 
@@ -9,15 +10,15 @@ use crate::error::Result;
 use crate::http::client::OssClient;
 use crate::http::request::Request;
 use crate::ops::answer::{check_crc, etag, stated_crc};
-use crate::ops::crc::crc64;
 use crate::protocol::Target;
 
-/// A stored object (or part): its ETag and CRC-64.
+/// A stored object (or part): its ETag and CRC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stored {
     /// ETag as sent.
     pub(crate) etag: String,
-    /// CRC-64/XZ of the bytes stored.
+    /// CRC of the bytes stored, of the protocol's own algorithm (CRC-64/XZ on OSS, CRC-64/NVME
+    /// on S3).
     pub(crate) crc: u64,
     /// Bytes stored.
     pub(crate) len: u64,
@@ -25,20 +26,22 @@ pub(crate) struct Stored {
 
 impl OssClient {
     /// Stores `body` as the object `target`, replacing it whole. A body the server stores with
-    /// another CRC-64 is sent again (under the same retry budget), and fails if it keeps
+    /// another CRC is sent again (under the same retry budget), and fails if it keeps
     /// arriving wrong.
     ///
     /// # Errors
-    /// The request's error; `Protocol` when the stored CRC-64 keeps differing.
+    /// The request's error; `Protocol` when the stored CRC keeps differing.
     pub(crate) async fn put_object(&self, target: &Target, body: Bytes) -> Result<Stored> {
-        let crc = crc64(&body);
+        let crc = self.dialect().crc.of(&body);
         let len = body.len() as u64;
-        let request = Request::new(Method::PUT, &target.bucket, &target.key).with_body(body);
+        let mut request = Request::new(Method::PUT, &target.bucket, &target.key).with_body(body);
+        self.dialect()
+            .send_checksum(&mut request.head.headers, crc, false);
         let mut ctx = self.retry_context();
         loop {
             let response = self.send(&request, &mut ctx).await?;
             let checked = stated_crc(self, target, &response)
-                .and_then(|stated| check_crc(target, "PutObject", stated, crc));
+                .and_then(|stated| check_crc(self, target, "PutObject", stated, crc));
             let etag = etag(&response);
             let drained = self.body_bytes(&request.head, response).await;
             match checked.and(drained) {

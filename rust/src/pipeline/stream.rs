@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::memory::budget::{Budget, Reservation};
 use crate::memory::chunks::Chunks;
-use crate::ops::crc::{parts_mismatch, Assembly};
+use crate::ops::crc::{parts_mismatch, Assembly, Checksum};
 use crate::ops::get::GetOutput;
 
 /// Bytes of an object, holding their share of the budget until dropped.
@@ -202,7 +202,7 @@ impl ObjectStream {
         self.schedule.keep_only(self.current);
     }
 
-    /// Adds `len` bytes at `offset` of the current object, whose CRC-64 is `crc`, to what has
+    /// Adds `len` bytes at `offset` of the current object, whose CRC is `crc`, to what has
     /// been handed over of it. When they complete the object and it is not what the server
     /// states, fails — before those bytes are handed over — and cancels the rest.
     pub(super) fn check_part(
@@ -210,7 +210,7 @@ impl ObjectStream {
         request: &ObjectRequest,
         offset: u64,
         len: u64,
-        crc: u64,
+        crc: Option<Checksum>,
     ) -> Result<()> {
         let Some(assembly) = self.assembly.as_mut() else {
             return Ok(());

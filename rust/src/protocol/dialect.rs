@@ -2,6 +2,8 @@
 //! the URI scheme, the environment variables. The client is given one [`Dialect`]; nothing else
 //! in the crate spells these names, so the two protocols are two values of this type.
 
+use crate::ops::crc::Crc;
+
 /// The names one object-store protocol uses.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Dialect {
@@ -18,16 +20,91 @@ pub(crate) struct Dialect {
     /// Header carrying the error document of a body-less (HEAD) error answer, base64-encoded.
     /// Without one, a HEAD error is known by its status alone (no code).
     pub(crate) error_header: Option<&'static str>,
-    /// Header carrying the CRC-64/XZ of the whole object, in decimal.
-    pub(crate) crc64_header: Option<&'static str>,
+    /// The CRC this protocol keeps for objects: taken of every upload, sent when
+    /// [`Dialect::upload_checksum`] says so, and compared with what the server states.
+    pub(crate) crc: Crc,
+    /// Headers in which answers state an object's CRC, in order of preference.
+    pub(crate) checksum_headers: &'static [ChecksumHeader],
+    /// A request header without which the server states no CRC (S3's checksum mode).
+    pub(crate) checksum_request: Option<(&'static str, &'static str)>,
+    /// How uploads hand the store their CRC to check and keep; `None`: the store computes
+    /// its own and states it.
+    pub(crate) upload_checksum: Option<UploadChecksum>,
     /// Header naming the source (`/bucket/key`, percent-encoded) of a server-side copy.
     pub(crate) copy_source_header: &'static str,
     /// Error codes that mean the credentials in use are stale and a reload may help.
     pub(crate) credential_codes: &'static [&'static str],
     /// Error codes that ask the client to slow down, whatever their status.
     pub(crate) throttling_codes: &'static [&'static str],
+    /// Error codes that say a request's body arrived other than it was sent (its checksum
+    /// does not match): sending it again is the cure.
+    pub(crate) corruption_codes: &'static [&'static str],
     /// Error code of a request signed with a clock the server finds too far off.
     pub(crate) clock_skew_code: &'static str,
+}
+
+/// A header in which a server states (or a client sends) the CRC of an object or part.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ChecksumHeader {
+    pub(crate) name: &'static str,
+    pub(crate) crc: Crc,
+    /// The value is the CRC's big-endian bytes in base64 (S3), not a decimal number (OSS).
+    pub(crate) base64: bool,
+}
+
+impl ChecksumHeader {
+    /// The CRC a value of this header states. `Ok(None)` for S3's composite checksums of
+    /// multipart objects (`<base64>-<parts>`), which are not a CRC of the object's bytes.
+    ///
+    /// # Errors
+    /// A reason, when the value is not a CRC of this header's kind.
+    pub(crate) fn parse(&self, value: &str) -> Result<Option<u64>, String> {
+        let value = value.trim();
+        let bad = || format!("{} {value:?} is not a {}", self.name, self.crc.name());
+        if !self.base64 {
+            return value.parse().map(Some).map_err(|_| bad());
+        }
+        if value.contains('-') {
+            return Ok(None);
+        }
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map_err(|_| bad())?;
+        if bytes.len() != self.crc.width() {
+            return Err(bad());
+        }
+        Ok(Some(
+            bytes.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b)),
+        ))
+    }
+
+    /// `value` written as this header writes it.
+    pub(crate) fn format(&self, value: u64) -> String {
+        if !self.base64 {
+            return value.to_string();
+        }
+        use base64::Engine as _;
+        let bytes = value.to_be_bytes();
+        base64::engine::general_purpose::STANDARD.encode(&bytes[8 - self.crc.width()..])
+    }
+}
+
+/// How an upload hands an S3 store the CRC of its bytes, for the store to check on arrival
+/// and keep (and state on later reads).
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UploadChecksum {
+    /// Sent with the CRC of a PutObject's or UploadPart's body, and of the whole object with
+    /// CompleteMultipartUpload.
+    pub(crate) header: &'static ChecksumHeader,
+    /// `(header, value)` naming the algorithm when a multipart upload is created.
+    pub(crate) algorithm: (&'static str, &'static str),
+    /// `(header, value)` asking, at creation and completion, for a CRC of the whole object
+    /// rather than a CRC of the parts' CRCs.
+    pub(crate) full_object: (&'static str, &'static str),
+    /// Element of a part's CRC in CompleteMultipartUpload's document.
+    pub(crate) part_element: &'static str,
 }
 
 /// The environment variables of a key pair, as the protocol's own SDKs and CLI read them.
@@ -41,6 +118,27 @@ pub(crate) struct CredentialEnv {
     pub(crate) session_token: &'static str,
 }
 
+const OSS_CRC64: ChecksumHeader = ChecksumHeader {
+    name: "x-oss-hash-crc64ecma",
+    crc: Crc::Crc64Xz,
+    base64: false,
+};
+const S3_CRC64NVME: ChecksumHeader = ChecksumHeader {
+    name: "x-amz-checksum-crc64nvme",
+    crc: Crc::Crc64Nvme,
+    base64: true,
+};
+const S3_CRC32C: ChecksumHeader = ChecksumHeader {
+    name: "x-amz-checksum-crc32c",
+    crc: Crc::Crc32c,
+    base64: true,
+};
+const S3_CRC32: ChecksumHeader = ChecksumHeader {
+    name: "x-amz-checksum-crc32",
+    crc: Crc::Crc32,
+    base64: true,
+};
+
 /// Alibaba Cloud OSS.
 pub(crate) static OSS: Dialect = Dialect {
     scheme: "oss://",
@@ -53,7 +151,11 @@ pub(crate) static OSS: Dialect = Dialect {
     },
     request_id_header: "x-oss-request-id",
     error_header: Some("x-oss-err"),
-    crc64_header: Some("x-oss-hash-crc64ecma"),
+    crc: Crc::Crc64Xz,
+    checksum_headers: &[OSS_CRC64],
+    checksum_request: None,
+    // OSS takes no CRC from the client; it states its own on every write's answer.
+    upload_checksum: None,
     copy_source_header: "x-oss-copy-source",
     credential_codes: &[
         "SecurityTokenExpired",
@@ -67,6 +169,8 @@ pub(crate) static OSS: Dialect = Dialect {
         "UploadTrafficRateLimitExceeded",
         "QpsLimitExceeded",
     ],
+    // OSS is sent no checksum to compare with (it states its CRC-64 in the answer instead).
+    corruption_codes: &[],
     clock_skew_code: "RequestTimeTooSkewed",
 };
 
@@ -92,8 +196,18 @@ pub(crate) static S3: Dialect = Dialect {
     request_id_header: "x-amz-request-id",
     // S3 answers a failed HEAD with a bare status: no body, no header carrying the document.
     error_header: None,
-    // S3 states no CRC-64/XZ (its CRC-64 is x-amz-checksum-crc64nvme, another polynomial).
-    crc64_header: None,
+    // AWS stores a CRC-64/NVME of every new object (its default) and states it on whole-object
+    // GETs and HEADs asked in checksum mode; objects written by other clients may carry only
+    // a CRC-32C or CRC-32.
+    crc: Crc::Crc64Nvme,
+    checksum_headers: &[S3_CRC64NVME, S3_CRC32C, S3_CRC32],
+    checksum_request: Some(("x-amz-checksum-mode", "ENABLED")),
+    upload_checksum: Some(UploadChecksum {
+        header: &S3_CRC64NVME,
+        algorithm: ("x-amz-checksum-algorithm", "CRC64NVME"),
+        full_object: ("x-amz-checksum-type", "FULL_OBJECT"),
+        part_element: "ChecksumCRC64NVME",
+    }),
     copy_source_header: "x-amz-copy-source",
     credential_codes: &["ExpiredToken", "InvalidToken", "TokenRefreshRequired"],
     throttling_codes: &[
@@ -103,6 +217,9 @@ pub(crate) static S3: Dialect = Dialect {
         "Throttling",
         "ThrottlingException",
     ],
+    // https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html: a Content-MD5 or
+    // x-amz-checksum-* that does not match the body, a signed payload hash that does not.
+    corruption_codes: &["BadDigest", "XAmzContentSHA256Mismatch"],
     clock_skew_code: "RequestTimeTooSkewed",
 };
 
@@ -135,6 +252,46 @@ impl Dialect {
             .find(|value| !value.is_empty())
     }
 
+    /// Asks a GET or HEAD answer to state the object's CRC, where the protocol needs asking.
+    pub(crate) fn ask_for_checksum(&self, headers: &mut http::HeaderMap) {
+        if let Some((name, value)) = self.checksum_request {
+            headers.insert(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+    }
+
+    /// Hands the store `crc` (of the protocol's own algorithm), the CRC of a PutObject's or
+    /// UploadPart's body or, with `whole`, of a completed object, where the protocol takes one.
+    pub(crate) fn send_checksum(&self, headers: &mut http::HeaderMap, crc: u64, whole: bool) {
+        let Some(upload) = &self.upload_checksum else {
+            return;
+        };
+        if let Ok(value) = http::HeaderValue::try_from(upload.header.format(crc)) {
+            headers.insert(http::HeaderName::from_static(upload.header.name), value);
+        }
+        if whole {
+            insert_static(headers, upload.full_object);
+        }
+    }
+
+    /// Names, when a multipart upload is created, the CRC its parts will carry and asks for a
+    /// CRC of the whole object, where the protocol takes one.
+    pub(crate) fn announce_checksum(&self, headers: &mut http::HeaderMap) {
+        if let Some(upload) = &self.upload_checksum {
+            insert_static(headers, upload.algorithm);
+            insert_static(headers, upload.full_object);
+        }
+    }
+
+    /// `(element, value)` of a part's CRC in CompleteMultipartUpload's document, where the
+    /// protocol lists one.
+    pub(crate) fn part_checksum(&self, crc: u64) -> Option<(&'static str, String)> {
+        let upload = self.upload_checksum.as_ref()?;
+        Some((upload.part_element, upload.header.format(crc)))
+    }
+
     /// The region variables for a message: `AWS_REGION or AWS_DEFAULT_REGION`.
     pub(crate) fn region_env_names(&self) -> String {
         std::iter::once(self.region_env)
@@ -142,6 +299,13 @@ impl Dialect {
             .collect::<Vec<_>>()
             .join(" or ")
     }
+}
+
+fn insert_static(headers: &mut http::HeaderMap, (name, value): (&'static str, &'static str)) {
+    headers.insert(
+        http::HeaderName::from_static(name),
+        http::HeaderValue::from_static(value),
+    );
 }
 
 #[cfg(test)]
@@ -213,5 +377,33 @@ mod tests {
                 dialect.scheme
             );
         }
+    }
+
+    #[test]
+    fn checksum_headers_read_and_write_each_protocols_encoding() {
+        // Values from Python: zlib.crc32(b"Hello World") is 0x4a17b156, and
+        // base64.b64encode(struct.pack(">I", 0x4a17b156)) is "ShexVg==".
+        let crc32 = &S3.checksum_headers[2];
+        assert_eq!(crc32.crc, Crc::Crc32);
+        assert_eq!(crc32.format(0x4a17_b156), "ShexVg==");
+        assert_eq!(crc32.parse("ShexVg=="), Ok(Some(0x4a17_b156)));
+        assert_eq!(Crc::Crc32.of(b"Hello World"), 0x4a17_b156);
+        let crc64 = &S3.checksum_headers[0];
+        assert_eq!(crc64.name, "x-amz-checksum-crc64nvme");
+        // The catalogue's check value for CRC-64/NVME, packed ">Q" and base64-encoded.
+        let value = Crc::Crc64Nvme.of(b"123456789");
+        assert_eq!(crc64.format(value), "rosUhgp5mIg=");
+        assert_eq!(crc64.parse(" rosUhgp5mIg= "), Ok(Some(value)));
+        // A composite checksum of a multipart object is no CRC of its bytes.
+        assert_eq!(crc64.parse("rosUhgp5mIg=-3"), Ok(None));
+        // Not base64, or not 8 bytes: an error naming the header.
+        for bad in ["%%%", "ShexVg=="] {
+            let err = crc64.parse(bad).unwrap_err();
+            assert!(err.contains("x-amz-checksum-crc64nvme"), "{err}");
+        }
+        let oss = &OSS.checksum_headers[0];
+        assert_eq!(oss.format(42), "42");
+        assert_eq!(oss.parse("18446744073709551615"), Ok(Some(u64::MAX)));
+        assert!(oss.parse("abc").is_err());
     }
 }

@@ -105,15 +105,29 @@ fn root_name(text: &str) -> Result<Option<String>, String> {
     }
 }
 
-/// The CompleteMultipartUpload body listing `(part number, ETag)`, in the order given.
-pub(crate) fn complete_body(parts: &[(u32, String)]) -> String {
+/// One part as CompleteMultipartUpload lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedPart {
+    pub(crate) number: u32,
+    pub(crate) etag: String,
+    /// `(element, value)` of the part's CRC, where the upload was created with one (S3).
+    pub(crate) checksum: Option<(&'static str, String)>,
+}
+
+/// The CompleteMultipartUpload body listing the parts, in the order given.
+pub(crate) fn complete_body(parts: &[ListedPart]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload>");
-    for (number, etag) in parts {
+    for part in parts {
         xml.push_str("<Part><PartNumber>");
-        xml.push_str(&number.to_string());
+        xml.push_str(&part.number.to_string());
         xml.push_str("</PartNumber><ETag>");
-        xml.push_str(&quick_xml::escape::escape(etag.as_str()));
-        xml.push_str("</ETag></Part>");
+        xml.push_str(&quick_xml::escape::escape(part.etag.as_str()));
+        xml.push_str("</ETag>");
+        if let Some((element, value)) = &part.checksum {
+            let value = quick_xml::escape::escape(value.as_str());
+            xml.push_str(&format!("<{element}>{value}</{element}>"));
+        }
+        xml.push_str("</Part>");
     }
     xml.push_str("</CompleteMultipartUpload>");
     xml
@@ -239,13 +253,24 @@ mod tests {
 
     #[test]
     fn the_part_list_keeps_order_and_escapes_etags() {
-        let parts = vec![(1, "\"AB\"".to_string()), (2, "<&>".to_string())];
+        let part = |number: u32, etag: &str, checksum| ListedPart {
+            number,
+            etag: etag.to_string(),
+            checksum,
+        };
+        let parts = vec![part(1, "\"AB\"", None), part(2, "<&>", None)];
         let xml = complete_body(&parts);
         assert_eq!(
             xml,
             "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;AB&quot;</ETag>\
              </Part><Part><PartNumber>2</PartNumber><ETag>&lt;&amp;&gt;</ETag></Part>\
              </CompleteMultipartUpload>"
+        );
+        let crc = Some(("ChecksumCRC64NVME", "rosUhgp5mIg=".to_string()));
+        assert_eq!(
+            complete_body(&[part(1, "\"e\"", crc)]),
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;e&quot;</ETag>\
+             <ChecksumCRC64NVME>rosUhgp5mIg=</ChecksumCRC64NVME></Part></CompleteMultipartUpload>"
         );
     }
 }

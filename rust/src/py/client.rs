@@ -332,7 +332,7 @@ impl PyClient {
         Ok(PyUpload::new(upload, runtime))
     }
 
-    /// `(size, etag, crc64 or None)` of the object at `uri`.
+    /// `(size, etag, crc or None)` of the object at `uri` (the protocol's own CRC-64).
     fn head_object(&self, py: Python<'_>, uri: &str) -> PyResult<(u64, String, Option<u64>)> {
         let parsed = self.uri(uri)?;
         let runtime = self.session.runtime()?;

@@ -55,7 +55,8 @@ impl PyUpload {
         Ok(len)
     }
 
-    /// Completes the upload: the object is replaced now. Returns `(etag, size, crc64)`.
+    /// Completes the upload: the object is replaced now. Returns `(etag, size, crc)` (the
+    /// protocol's own CRC-64).
     fn close(&self, py: Python<'_>) -> PyResult<(String, u64, u64)> {
         let upload = self.upload.clone();
         let stored = wait(py, &self.runtime, async move {

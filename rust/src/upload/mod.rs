@@ -2,7 +2,7 @@
 //! data flow (caller's bytes → part buffers → concurrent UploadPart requests → Complete).
 //!
 //! - The target is replaced only when [`Upload::close`] completes: until then the old object is
-//!   untouched. Any failure (a part failing after its retries, a CRC-64 mismatch, Complete
+//!   untouched. Any failure (a part failing after its retries, a CRC-64/XZ mismatch, Complete
 //!   refused) aborts the upload (AbortMultipartUpload) before the error is returned, so no
 //!   pending upload is left; so does [`Upload::abort`], and dropping an upload unclosed.
 //! - A body that fits in one part goes as one PutObject: no multipart upload at all.
