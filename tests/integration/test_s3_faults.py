@@ -1,21 +1,28 @@
 """Faults over s3://: s3s-fs behind a fault-injecting proxy (tests/s3_fault_proxy.py) answering
-SlowDown and cutting answers with TCP resets. Nothing lost, nothing duplicated, nothing
-corrupted, reading and writing; fixtures are written and results read back with minio."""
+SlowDown, cutting answers with TCP resets and stalling. Nothing lost, nothing duplicated,
+nothing corrupted, reading and writing; a stalled store times out naming the URI; a burst of
+SlowDown narrows the requests in flight, which then recover. Fixtures are written and results
+read back with minio."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
+import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from s3_fault_proxy import FaultProxy
 from s3_server import S3Server
 
-from osstorchconnector import DataObject, OssCheckpoint, OssIterableDataset
+from osstorchconnector import DataObject, OssCheckpoint, OssIterableDataset, OssTimeoutError
 
 COUNT = 300
 
@@ -85,3 +92,84 @@ def test_a_completion_cut_after_it_was_done_counts_as_done(
         writer.write(data)
     assert proxy.counts["reset"] == 1
     assert s3_server.client().get_object(s3_bucket, "big").read() == data
+
+
+def config(tmp_path: Path, **body: Any) -> str:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(body))
+    return str(path)
+
+
+def test_stalled_answers_time_out_and_are_asked_again(
+    proxy: FaultProxy, s3_bucket: str, digests: dict[str, str], s3_cred: str, tmp_path: Path
+) -> None:
+    # A fifth of the answers held back 3 s, ten times the first-byte timeout.
+    proxy.set_faults(p_stall=0.2, stall_s=3.0, only=f"GET /{s3_bucket}/s/", seed=7)
+    keys = sorted(digests)[:40]
+    ds = OssIterableDataset.from_objects(
+        [f"s3://{s3_bucket}/{k}" for k in keys],
+        proxy.endpoint,
+        transform=key_and_digest,
+        cred_path=s3_cred,
+        config_path=config(tmp_path, retryConfig={"firstByteTimeoutMs": 300}),
+    )
+    assert dict(ds) == {k: digests[k] for k in keys}
+    assert proxy.counts["stall"] > 4, proxy.counts
+
+
+def test_a_stalled_store_fails_in_time_naming_the_uri(
+    proxy: FaultProxy, s3_bucket: str, digests: dict[str, str], s3_cred: str, tmp_path: Path
+) -> None:
+    key = sorted(digests)[0]
+    proxy.set_faults(p_stall=1.0, stall_s=60.0, only=f"GET /{s3_bucket}/{key}")
+    ds = OssIterableDataset.from_objects(
+        f"s3://{s3_bucket}/{key}",
+        proxy.endpoint,
+        cred_path=s3_cred,
+        config_path=config(tmp_path, retryConfig={"firstByteTimeoutMs": 300, "maxAttempts": 2}),
+    )
+    started = time.monotonic()
+    with pytest.raises(OssTimeoutError, match="firstByteTimeoutMs") as failed:
+        list(ds)
+    assert f"s3://{s3_bucket}/{key}" in str(failed.value)
+    assert (failed.value.bucket, failed.value.key) == (s3_bucket, key)
+    # Two attempts of 0.3 s and one backoff of at most 0.2 s: nowhere near the 60 s stall.
+    assert time.monotonic() - started < 10
+
+
+def test_a_slowdown_burst_narrows_the_requests_in_flight_which_then_recover(
+    proxy: FaultProxy, s3_server: S3Server, s3_bucket: str, s3_cred: str, tmp_path: Path
+) -> None:
+    count, width = 700, 16
+    client = s3_server.client()
+    with ThreadPoolExecutor(16) as pool:
+        put = lambda i: client.put_object(s3_bucket, f"t/{i:05d}", io.BytesIO(b"x" * 500), 500)  # noqa: E731
+        list(pool.map(put, range(count)))
+    uris = [f"s3://{s3_bucket}/t/{i:05d}" for i in range(count)]
+    ds = OssIterableDataset.from_objects(
+        uris,
+        proxy.endpoint,
+        cred_path=s3_cred,
+        config_path=config(tmp_path, datasetConfig={"prefetchConcurrency": width}),
+    )
+    # A store 100 ms away (far more than the proxy's own time per request, so that requests
+    # pile up in flight) that answers 40 requests in a row with 503 SlowDown after 250.
+    proxy.set_faults(delay_s=0.1, burst_after=250, burst_count=40, only=f"GET /{s3_bucket}/t/")
+    assert len([o.read() for o in ds]) == count
+    start_s, end_s = proxy.burst[0], proxy.burst[-1]
+    end = proxy.timeline[-1][0]
+    before = proxy.in_flight_between(0.05, start_s)
+    during = proxy.in_flight_between(start_s, end_s + 0.2)
+    right_after = proxy.in_flight_between(end_s, end_s + 0.2)
+    after = proxy.in_flight_between(end_s + 1.0, end)
+    report = (
+        f"before {before}, burst {during}, first 0.2 s after {right_after}, from 1 s after "
+        f"{after}, run {end:.2f}s"
+    )
+    print(report)
+    assert proxy.counts["503"] == 40, proxy.counts
+    assert before["max"] >= width - 2, report
+    assert during["mean"] < width / 2, f"the client kept hammering the store: {report}"
+    assert right_after["max"] <= width / 2, f"the client did not narrow: {report}"
+    assert after["max"] >= 0.6 * width, f"concurrency did not recover: {report}"
+    assert after["max"] >= 3 * during["mean"], f"concurrency did not recover: {report}"

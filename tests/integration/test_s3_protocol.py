@@ -4,7 +4,8 @@ with it, never with ours.
 
 s3s-fs echoes `encoding-type=url` without encoding keys (see tests/s3_server.py), so a key
 holding `+` would come back from its listings as a space to any client that decodes them as AWS
-encodes them; keys here avoid `+`."""
+encodes them; keys here avoid `+`. Such keys are tested against moto, which encodes listings as
+AWS does (test_s3_key_encoding.py)."""
 
 from __future__ import annotations
 
