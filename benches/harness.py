@@ -223,6 +223,15 @@ class Env:
 
 
 WARM = "ours 2nd epoch"
+# The ceiling of recv() into a new buffer per object (benches/fresh_recv.c), for large objects.
+FRESH = "C recv, fresh memory"
+# Objects this large are each a new mapping of their own, whose first touch is the cost that
+# bounds a first pass; before every run over them the machine idles COLD_PAUSE_S, so that
+# every client starts with the memory the previous one freed handed back to the host (a VM
+# reports free pages after a few seconds; see benches/first_touch.py). Without it, a client
+# right after one that freed ~1 GiB got that memory warm and ran up to 1.5x faster.
+LARGE_OBJECT = 64 * MIB
+COLD_PAUSE_S = 4.0
 
 
 def clients(quick: bool, w: Workload) -> list[Client]:
@@ -254,6 +263,8 @@ def clients(quick: bool, w: Workload) -> list[Client]:
     conns = (24, 256) if w.latency else (64,) if quick else (64, 256)
     for c in conns:
         out.append(Client(f"wrk c={c}", "wrk.py", peers, ("ceiling",), connections=c))
+    if w.size >= LARGE_OBJECT:
+        out.append(Client(FRESH, "fresh_recv.py", peers, ("ceiling",), connections=8))
     return out
 
 
@@ -330,13 +341,14 @@ def command(env: Env, w: Workload, c: Client, mode: str) -> tuple[list[str], dic
     if c.script == "s3torch.py":
         environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret")
         environ.update(AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1")
-    if c.script == "wrk.py":
+    if c.script in ("wrk.py", "fresh_recv.py"):
         args += [
             "--paths-file",
             str(env.paths_files[w.prefix]),
             "--connections",
             str(c.connections),
         ]
+    if c.script == "wrk.py":
         args[args.index("--max-seconds") + 1] = str(min(w.max_seconds, 5.0))
     return [str(c.python), script, *args], environ
 
@@ -507,6 +519,12 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
 
+def share(a: float, ceiling: float) -> str:
+    if a != a or ceiling != ceiling or not ceiling:
+        return "-"
+    return f"{100 * a / ceiling:.0f} %"
+
+
 def ratios(rows: list[Row]) -> list[dict[str, str]]:
     """Ours against each peer and against wrk, per (workload, mode), from the same run."""
     by = {(r.workload, r.client, r.mode): r for r in rows}
@@ -522,12 +540,17 @@ def ratios(rows: list[Row]) -> list[dict[str, str]]:
             entry[f"vs {peer}"] = ratio(r.objects_s, p.objects_s) if p else "-"
         off = by.get((r.workload, "official", r.mode)) if cold else None
         entry["CPU/GB vs official"] = ratio(r.cpu_s_per_gb, off.cpu_s_per_gb) if off else "-"
-        ceiling = max(
-            (x.mb_s for x in rows if x.workload == r.workload and x.mode == "ceiling"),
+        wrk = max(
+            (
+                x.mb_s
+                for x in rows
+                if x.workload == r.workload and x.mode == "ceiling" and x.client.startswith("wrk")
+            ),
             default=float("nan"),
         )
-        share = 100 * r.mb_s / ceiling if ceiling == ceiling and ceiling else float("nan")
-        entry["% of wrk ceiling"] = "-" if share != share else f"{share:.0f} %"
+        entry["% of wrk ceiling"] = share(r.mb_s, wrk)
+        fresh = by.get((r.workload, FRESH, "ceiling"))
+        entry["% of fresh-memory ceiling"] = share(r.mb_s, fresh.mb_s) if fresh else "-"
         out.append(entry)
     return out
 
@@ -562,7 +585,8 @@ def markdown(rows: list[Row], reps: int) -> str:
         + "\n\nRatios of our client's medians to each peer's (objects/s, same workload and "
         "mode, same run; > 1 means ours is faster), its CPU per GB relative to the official "
         "connector's (< 1 means ours uses less), and its MB/s as a share of the best wrk "
-        "ceiling of that workload:\n\n" + rtable + "\n"
+        "ceiling of that workload and, for large objects, of the fresh-memory ceiling (recv() "
+        "into a new buffer per object, benches/fresh_recv.c):\n\n" + rtable + "\n"
     )
 
 
@@ -809,6 +833,8 @@ def main() -> None:
                 else:
                     cmd, environ = command(env, w, c, mode)
                     warm_page_cache(root / BUCKET / w.prefix)
+                    if w.size >= LARGE_OBJECT:
+                        time.sleep(COLD_PAUSE_S)
                     log = work / "logs" / f"{c.script[:-3]}.stderr"
                     record.update(measure(cmd, environ, w.max_seconds + 120, log))
                 runs.append(record)
