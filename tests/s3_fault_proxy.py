@@ -13,7 +13,9 @@ client made for the proxy's address still verifies), then, by one seeded draw pe
 `only` limits the faults to requests whose `"METHOD path?query"` contains it (e.g.
 `"POST /b/k?uploadId="`: CompleteMultipartUpload alone). A burst answers `503 SlowDown` to
 `burst_count` requests in a row after the first `burst_after`; `delay_s` holds every answer
-back (a store's latency, so that requests pile up in flight).
+back (a store's latency, so that requests pile up in flight). `refuse_checksums` answers
+`400 InvalidArgument` to every request carrying an `x-amz-checksum-*` CRC or algorithm, as a
+store that predates CRC-64/NVME may.
 
 Control: `FaultProxy.set_faults(...)`; counters in `FaultProxy.counts`; with `record=True`,
 every request as it arrived in `FaultProxy.requests`; `FaultProxy.timeline`: `(seconds since
@@ -39,6 +41,11 @@ SLOW_DOWN = (
     b"<Message>Please reduce your request rate.</Message>"
     b"<RequestId>fault-proxy</RequestId></Error>"
 )
+INVALID_ARGUMENT = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidArgument</Code>'
+    b"<Message>Unsupported checksum algorithm</Message>"
+    b"<RequestId>fault-proxy</RequestId></Error>"
+)
 # Hop-by-hop headers are the proxy's own business, not the upstream's.
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -55,6 +62,7 @@ class Plan:
     delay_s: float = 0.0
     burst_after: int = 0
     burst_count: int = 0
+    refuse_checksums: bool = False
     only: str = ""
     seed: int = 0
     rng: random.Random = field(default_factory=random.Random)
@@ -98,16 +106,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if proxy.plan.record:
             proxy.record(Recorded(self.command, self.path, dict(self.headers.items()), body))
+        if proxy.plan.refuse_checksums and any(
+            k.lower().startswith("x-amz-checksum-") and k.lower() != "x-amz-checksum-mode"
+            for k in self.headers
+        ):
+            proxy.count("refused_checksum")
+            self._error(400, INVALID_ARGUMENT)
+            return
         fault = proxy.draw(f"{self.command} {self.path}")
         proxy.count(fault or "forwarded")
         if fault == "corrupt_upload" and body:
             body = _flip_middle_byte(body)
         if fault == "503":
-            self.send_response(503)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(SLOW_DOWN)))
-            self.end_headers()
-            self.wfile.write(SLOW_DOWN)
+            self._error(503, SLOW_DOWN)
             return
         upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
         try:
@@ -143,6 +154,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data = _flip_middle_byte(data)
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _error(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 

@@ -105,13 +105,20 @@ impl SessionBuilder {
             .clone()
             .or_else(|| dialect.env_region(|name| std::env::var(name).ok()));
         // An empty endpoint is the official's local-path mode (files, no server, no signing)
-        // for oss://; for s3:// it is AWS's endpoint of the region.
+        // for oss://; for s3:// it is AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS's
+        // endpoint of the region.
         let local = self.endpoint.trim().is_empty() && dialect == &OSS;
         let (endpoint, region) = if local {
             (Endpoint::parse(UNUSED_ENDPOINT, Some(true))?, String::new())
         } else if dialect == &S3 {
+            let endpoint = match self.endpoint.trim() {
+                "" => dialect
+                    .env_endpoint(|name| std::env::var(name).ok())
+                    .unwrap_or_default(),
+                given => given.to_string(),
+            };
             s3_endpoint(
-                &self.endpoint,
+                &endpoint,
                 &self.region,
                 env_region.as_deref(),
                 self.path_style,

@@ -200,3 +200,26 @@ def test_uploads_corrupted_on_the_way_are_refused_by_the_store_and_sent_again(
     assert proxy.counts["corrupt_upload"] > 3, proxy.counts
     for key, body in data.items():
         assert s3_server.client().get_object(s3_bucket, key).read() == body, key
+
+
+def test_a_store_that_refuses_crc64nvme_gets_the_upload_without_it(
+    s3_server: S3Server, s3_bucket: str, s3_cred: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A store older than CRC-64/NVME may refuse its name: the upload is sent once more without
+    any checksum header, and succeeds (a PutObject and a multipart upload)."""
+    small = random.Random(7).randbytes(100_000)
+    big = random.Random(8).randbytes(11 * MIB)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"checkpointConfig": {"uploadIoSizeMB": 5}}))
+    proxy.set_faults(refuse_checksums=True, record=True)
+    checkpoint = OssCheckpoint(
+        proxy.endpoint, cred_path=s3_cred, config_path=str(config), protocol="s3"
+    )
+    for key, body in (("old/small.bin", small), ("old/big.bin", big)):
+        with checkpoint.writer(f"s3://{s3_bucket}/{key}") as writer:
+            writer.write(body)
+        assert s3_server.client().get_object(s3_bucket, key).read() == body, key
+    # Refused once each: the PutObject and the creation of the multipart upload.
+    assert proxy.counts["refused_checksum"] == 2, proxy.counts
+    sent_crc = [r for r in proxy.requests if r.header("x-amz-checksum-crc64nvme")]
+    assert [r.method for r in sent_crc] == ["PUT"], "only the refused PutObject carried one"

@@ -247,3 +247,20 @@ def test_aws_credentials_from_environment_then_shared_file(
     monkeypatch.setenv("AWS_PROFILE", "missing")
     with pytest.raises(OssConfigError, match="missing"):
         OssMapDataset.from_prefix(uri, s3_server.endpoint)
+
+
+def test_the_endpoint_from_the_aws_variables_when_none_is_given(
+    s3_server: S3Server,
+    s3_bucket: str,
+    objects: dict[str, bytes],
+    s3_cred: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)  # the S3-specific one wins
+    uri = f"s3://{s3_bucket}/d/"
+    ds = OssIterableDataset.from_prefix(uri, "", transform=key_and_crc, cred_path=s3_cred)
+    assert Counter(ds) == crcs(objects)
+    client = OssClient("", cred_path=s3_cred, protocol="s3")
+    assert [o.key for o in client.list_objects(s3_bucket, "d/")] == sorted(objects)

@@ -16,6 +16,16 @@ use crate::ops::put::Stored;
 use crate::protocol::multipart_xml::{complete_body, parse_completed, parse_upload_id, ListedPart};
 use crate::protocol::Target;
 
+/// A multipart upload the server has started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MultipartUpload {
+    /// Its upload id.
+    pub(crate) id: String,
+    /// Its parts carry their CRCs, and its completion the whole object's (S3): the store
+    /// took the algorithm when the upload was created.
+    pub(crate) checksummed: bool,
+}
+
 /// One part of a multipart upload, stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredPart {
@@ -26,16 +36,33 @@ pub(crate) struct StoredPart {
 }
 
 impl OssClient {
-    /// Starts a multipart upload of `target`; returns its upload id.
+    /// Starts a multipart upload of `target`, with CRCs where the protocol takes them and the
+    /// store accepts their algorithm (a store that refuses it gets an upload without).
     ///
     /// # Errors
     /// The request's error; `Protocol` when the answer holds no upload id.
-    pub(crate) async fn initiate_upload(&self, target: &Target) -> Result<String> {
+    pub(crate) async fn initiate_upload(&self, target: &Target) -> Result<MultipartUpload> {
+        if self.dialect().upload_checksum.is_some() {
+            match self.initiate(target, true).await {
+                Err(Error::Service(e)) if self.dialect().refuses_checksum(e.status, &e.code) => {
+                    log::warn!(target: "osstorchconnector", "{target}: the store refuses \
+                        CRC-64/NVME on multipart uploads ({} {}); uploading without",
+                        e.status, e.code);
+                }
+                started => return started,
+            }
+        }
+        self.initiate(target, false).await
+    }
+
+    async fn initiate(&self, target: &Target, checksummed: bool) -> Result<MultipartUpload> {
         let mut request = Request::new(Method::POST, &target.bucket, &target.key)
             // Sent twice, it starts a second upload that is never used: harmless.
             .idempotent(true);
         request.head.query.push(("uploads".into(), String::new()));
-        self.dialect().announce_checksum(&mut request.head.headers);
+        if checksummed {
+            self.dialect().announce_checksum(&mut request.head.headers);
+        }
         let mut ctx = self.retry_context();
         loop {
             let response = self.send(&request, &mut ctx).await?;
@@ -49,32 +76,34 @@ impl OssClient {
                     })
                 });
             match parsed {
-                Ok(id) => return Ok(id),
+                Ok(id) => return Ok(MultipartUpload { id, checksummed }),
                 Err(e) => self.backoff(&mut ctx, &e).await.ok_or(e)?,
             }
         }
     }
 
-    /// Uploads part `number` of upload `upload_id`. A part the server stores with another CRC
-    /// is sent again.
+    /// Uploads part `number` of `upload`. A part the server stores with another CRC is sent
+    /// again.
     ///
     /// # Errors
     /// The request's error; `Protocol` when the stored CRC keeps differing.
     pub(crate) async fn upload_part(
         &self,
         target: &Target,
-        upload_id: &str,
+        upload: &MultipartUpload,
         number: u32,
         body: Bytes,
     ) -> Result<StoredPart> {
         let crc = self.dialect().crc.of(&body);
         let len = body.len() as u64;
         let mut request = Request::new(Method::PUT, &target.bucket, &target.key).with_body(body);
-        self.dialect()
-            .send_checksum(&mut request.head.headers, crc, false);
+        if upload.checksummed {
+            self.dialect()
+                .send_checksum(&mut request.head.headers, crc, false);
+        }
         request.head.query = vec![
             ("partNumber".into(), number.to_string()),
-            ("uploadId".into(), upload_id.to_string()),
+            ("uploadId".into(), upload.id.clone()),
         ];
         let mut ctx = self.retry_context();
         loop {
@@ -93,7 +122,7 @@ impl OssClient {
         }
     }
 
-    /// Completes upload `upload_id` from `parts` (in ascending number order): the object is
+    /// Completes `upload` from `parts` (in ascending number order): the object is
     /// replaced by their concatenation only now. The server's CRC of the result must be the
     /// parts' CRCs combined.
     ///
@@ -106,7 +135,7 @@ impl OssClient {
     pub(crate) async fn complete_upload(
         &self,
         target: &Target,
-        upload_id: &str,
+        upload: &MultipartUpload,
         parts: &[StoredPart],
     ) -> Result<Stored> {
         let dialect = self.dialect();
@@ -115,17 +144,21 @@ impl OssClient {
             .map(|p| ListedPart {
                 number: p.number,
                 etag: p.stored.etag.clone(),
-                checksum: dialect.part_checksum(p.stored.crc),
+                checksum: dialect
+                    .part_checksum(p.stored.crc)
+                    .filter(|_| upload.checksummed),
             })
             .collect();
         let expected = combined(dialect.crc, parts);
         let body = Bytes::from(complete_body(&list));
         let mut request = Request::new(Method::POST, &target.bucket, &target.key).with_body(body);
-        dialect.send_checksum(&mut request.head.headers, expected.crc, true);
+        if upload.checksummed {
+            dialect.send_checksum(&mut request.head.headers, expected.crc, true);
+        }
         request
             .head
             .query
-            .push(("uploadId".into(), upload_id.to_string()));
+            .push(("uploadId".into(), upload.id.clone()));
         let mut ctx = self.retry_context();
         // An answer lost after the request may have reached the server: the object then says
         // whether the completion was done. Not there at all, it was not: send it again.

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use http::Method;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::http::request::Request;
 use crate::ops::answer::{check_crc, etag, stated_crc};
@@ -25,18 +25,40 @@ pub(crate) struct Stored {
 }
 
 impl OssClient {
-    /// Stores `body` as the object `target`, replacing it whole. A body the server stores with
-    /// another CRC is sent again (under the same retry budget), and fails if it keeps
+    /// Stores `body` as the object `target`, replacing it whole, with its CRC where the
+    /// protocol takes one and the store accepts it. A body the server stores with another CRC
+    /// is sent again (under the same retry budget), and fails if it keeps
     /// arriving wrong.
     ///
     /// # Errors
     /// The request's error; `Protocol` when the stored CRC keeps differing.
     pub(crate) async fn put_object(&self, target: &Target, body: Bytes) -> Result<Stored> {
         let crc = self.dialect().crc.of(&body);
+        if self.dialect().upload_checksum.is_some() {
+            match self.put(target, body.clone(), crc, true).await {
+                Err(Error::Service(e)) if self.dialect().refuses_checksum(e.status, &e.code) => {
+                    log::warn!(target: "osstorchconnector", "{target}: the store refuses \
+                        CRC-64/NVME with PutObject ({} {}); sending without", e.status, e.code);
+                }
+                stored => return stored,
+            }
+        }
+        self.put(target, body, crc, false).await
+    }
+
+    async fn put(
+        &self,
+        target: &Target,
+        body: Bytes,
+        crc: u64,
+        checksummed: bool,
+    ) -> Result<Stored> {
         let len = body.len() as u64;
         let mut request = Request::new(Method::PUT, &target.bucket, &target.key).with_body(body);
-        self.dialect()
-            .send_checksum(&mut request.head.headers, crc, false);
+        if checksummed {
+            self.dialect()
+                .send_checksum(&mut request.head.headers, crc, false);
+        }
         let mut ctx = self.retry_context();
         loop {
             let response = self.send(&request, &mut ctx).await?;

@@ -13,6 +13,8 @@ pub(crate) struct Dialect {
     pub(crate) region_env: &'static str,
     /// Variables tried, in order, after [`Dialect::region_env`] (see [`Dialect::env_region`]).
     pub(crate) region_env_fallbacks: &'static [&'static str],
+    /// Environment variables naming the endpoint when none is given, tried in order.
+    pub(crate) endpoint_env: &'static [&'static str],
     /// Environment variables holding a key pair and session token.
     pub(crate) credential_env: CredentialEnv,
     /// Header carrying the request id of an answer.
@@ -39,6 +41,9 @@ pub(crate) struct Dialect {
     /// Error codes that say a request's body arrived other than it was sent (its checksum
     /// does not match): sending it again is the cure.
     pub(crate) corruption_codes: &'static [&'static str],
+    /// Error codes with which a store that does not know a checksum algorithm may refuse a
+    /// request carrying it (sent again without, see [`Dialect::refuses_checksum`]).
+    pub(crate) checksum_refusal_codes: &'static [&'static str],
     /// Error code of a request signed with a clock the server finds too far off.
     pub(crate) clock_skew_code: &'static str,
 }
@@ -144,6 +149,8 @@ pub(crate) static OSS: Dialect = Dialect {
     scheme: "oss://",
     region_env: "OSS_REGION",
     region_env_fallbacks: &[],
+    // No endpoint is the official's local-path mode (files), not a variable to look up.
+    endpoint_env: &[],
     credential_env: CredentialEnv {
         access_key_id: "OSS_ACCESS_KEY_ID",
         secret: "OSS_ACCESS_KEY_SECRET",
@@ -171,6 +178,7 @@ pub(crate) static OSS: Dialect = Dialect {
     ],
     // OSS is sent no checksum to compare with (it states its CRC-64 in the answer instead).
     corruption_codes: &[],
+    checksum_refusal_codes: &[],
     clock_skew_code: "RequestTimeTooSkewed",
 };
 
@@ -187,6 +195,8 @@ pub(crate) static S3: Dialect = Dialect {
     scheme: "s3://",
     region_env: "AWS_REGION",
     region_env_fallbacks: &["AWS_DEFAULT_REGION"],
+    // https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
+    endpoint_env: &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"],
     // https://docs.aws.amazon.com/sdkref/latest/guide/feature-static-credentials.html
     credential_env: CredentialEnv {
         access_key_id: "AWS_ACCESS_KEY_ID",
@@ -220,6 +230,8 @@ pub(crate) static S3: Dialect = Dialect {
     // https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html: a Content-MD5 or
     // x-amz-checksum-* that does not match the body, a signed payload hash that does not.
     corruption_codes: &["BadDigest", "XAmzContentSHA256Mismatch"],
+    // CRC-64/NVME came to S3 in 2025: older S3-compatible stores refuse the algorithm's name.
+    checksum_refusal_codes: &["InvalidArgument", "InvalidRequest", "NotImplemented"],
     clock_skew_code: "RequestTimeTooSkewed",
 };
 
@@ -250,6 +262,14 @@ impl Dialect {
             .filter_map(lookup)
             .map(|value| value.trim().to_string())
             .find(|value| !value.is_empty())
+    }
+
+    /// Whether an error answer to a request carrying a CRC may mean the store does not take
+    /// that algorithm: the request is then sent once more without it.
+    pub(crate) fn refuses_checksum(&self, status: u16, code: &str) -> bool {
+        self.upload_checksum.is_some()
+            && matches!(status, 400 | 501)
+            && self.checksum_refusal_codes.contains(&code)
     }
 
     /// Asks a GET or HEAD answer to state the object's CRC, where the protocol needs asking.
@@ -290,6 +310,16 @@ impl Dialect {
     pub(crate) fn part_checksum(&self, crc: u64) -> Option<(&'static str, String)> {
         let upload = self.upload_checksum.as_ref()?;
         Some((upload.part_element, upload.header.format(crc)))
+    }
+
+    /// The endpoint the environment names: the first of [`Dialect::endpoint_env`] that is set
+    /// and not blank, trimmed.
+    pub(crate) fn env_endpoint(&self, lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+        self.endpoint_env
+            .iter()
+            .filter_map(|name| lookup(name))
+            .map(|value| value.trim().to_string())
+            .find(|value| !value.is_empty())
     }
 
     /// The region variables for a message: `AWS_REGION or AWS_DEFAULT_REGION`.
@@ -405,5 +435,27 @@ mod tests {
         assert_eq!(oss.format(42), "42");
         assert_eq!(oss.parse("18446744073709551615"), Ok(Some(u64::MAX)));
         assert!(oss.parse("abc").is_err());
+    }
+
+    #[test]
+    fn s3_takes_its_endpoint_from_the_aws_variables_oss_from_none() {
+        let both = [
+            ("AWS_ENDPOINT_URL", "http://general:1"),
+            ("AWS_ENDPOINT_URL_S3", " http://s3-only:2 "),
+        ];
+        assert_eq!(
+            S3.env_endpoint(env(&both)).as_deref(),
+            Some("http://s3-only:2")
+        );
+        let general = [
+            ("AWS_ENDPOINT_URL", "http://general:1"),
+            ("AWS_ENDPOINT_URL_S3", ""),
+        ];
+        assert_eq!(
+            S3.env_endpoint(env(&general)).as_deref(),
+            Some("http://general:1")
+        );
+        assert_eq!(S3.env_endpoint(env(&[])), None);
+        assert_eq!(OSS.env_endpoint(env(&both)), None);
     }
 }

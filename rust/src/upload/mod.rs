@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::memory::budget::{Budget, Reservation};
 use crate::memory::buffer_pool::{self, PooledBuf};
-use crate::ops::multipart::StoredPart;
+use crate::ops::multipart::{MultipartUpload, StoredPart};
 use crate::ops::put::Stored;
 use crate::protocol::Target;
 
@@ -53,7 +53,8 @@ pub(crate) struct Upload {
     budget: Arc<Budget>,
     /// The part being filled, with the budget it holds.
     filling: Option<(PooledBuf, Reservation)>,
-    upload_id: Option<String>,
+    /// The multipart upload, once a second part is needed.
+    multipart: Option<MultipartUpload>,
     next_number: u32,
     running: JoinSet<Result<StoredPart>>,
     stored: Vec<StoredPart>,
@@ -95,7 +96,7 @@ impl Upload {
             },
             budget: Budget::new(buffer),
             filling: None,
-            upload_id: None,
+            multipart: None,
             next_number: 1,
             running: JoinSet::new(),
             stored: Vec::new(),
@@ -154,8 +155,8 @@ impl Upload {
         self.state = State::Aborted;
         self.filling = None;
         self.running.shutdown().await;
-        match self.upload_id.take() {
-            Some(id) => self.client.abort_upload(&self.target, &id).await,
+        match self.multipart.take() {
+            Some(upload) => self.client.abort_upload(&self.target, &upload.id).await,
             None => Ok(()),
         }
     }
@@ -212,7 +213,7 @@ impl Upload {
     }
 
     async fn finish(&mut self) -> Result<Stored> {
-        let Some(upload_id) = self.upload_id.clone() else {
+        let Some(upload) = self.multipart.clone() else {
             // Everything fits in one part: a single PutObject.
             let body = match self.filling.take() {
                 Some((buffer, _reservation)) => buffer.freeze(),
@@ -228,10 +229,10 @@ impl Upload {
         let parts = std::mem::take(&mut self.stored);
         let stored = self
             .client
-            .complete_upload(&self.target, &upload_id, &parts)
+            .complete_upload(&self.target, &upload, &parts)
             .await?;
         // Completed: nothing is left to abort.
-        self.upload_id = None;
+        self.multipart = None;
         Ok(stored)
     }
 
@@ -251,12 +252,12 @@ impl Upload {
 
     /// Starts uploading the part being filled (starting the multipart upload first).
     async fn send_part(&mut self) -> Result<()> {
-        let upload_id = match &self.upload_id {
-            Some(id) => id.clone(),
+        let upload = match &self.multipart {
+            Some(upload) => upload.clone(),
             None => {
-                let id = self.client.initiate_upload(&self.target).await?;
-                self.upload_id = Some(id.clone());
-                id
+                let upload = self.client.initiate_upload(&self.target).await?;
+                self.multipart = Some(upload.clone());
+                upload
             }
         };
         while self.running.len() >= self.settings.concurrency {
@@ -274,7 +275,7 @@ impl Upload {
             async move {
                 // Held until the part is stored: its bytes stay in memory for the retries.
                 let _reservation = reservation;
-                client.upload_part(&target, &upload_id, number, body).await
+                client.upload_part(&target, &upload, number, body).await
             },
             &self.runtime,
         );
@@ -314,7 +315,7 @@ impl Drop for Upload {
         // Dropped unclosed (the caller went away): the old object must stay, and no pending
         // upload may be left behind.
         self.running.abort_all();
-        if let Some(id) = self.upload_id.take() {
+        if let Some(MultipartUpload { id, .. }) = self.multipart.take() {
             let client = self.client.clone();
             let target = self.target.clone();
             self.runtime.spawn(async move {
