@@ -38,7 +38,7 @@ class DataObject(io.BufferedIOBase):
         rest: PartSource | None = None,
         ranges: RangeReader | None = None,
     ) -> None:
-        super().__init__()
+        # No super().__init__(): io's base classes set nothing up, and this runs per object.
         self._etag = etag
         self._key = key
         self._size = size
@@ -79,16 +79,19 @@ class DataObject(io.BufferedIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         """Reads up to ``size`` bytes (all that remain when ``size`` is negative or None)."""
-        self._check_open()
-        remaining = self._size - self._pos
+        if self.closed:
+            self._check_open()
+        pos = self._pos
+        remaining = self._size - pos
         if size is not None and 0 <= size < remaining:
             remaining = size
         if remaining <= 0:
             return b""
-        offset = self._pos - self._chunk_start
-        if offset >= 0 and offset + remaining <= len(self._chunk):
-            self._pos += remaining
-            return self._chunk.read(offset, remaining)
+        offset = pos - self._chunk_start
+        chunk = self._chunk
+        if offset >= 0 and offset + remaining <= len(chunk):
+            self._pos = pos + remaining
+            return chunk.read(offset, remaining)
         # Spans parts: each is copied once, straight into the result.
         return read_via(remaining, self.readinto)
 
@@ -157,17 +160,11 @@ class DataObject(io.BufferedIOBase):
         The copy takes over the object's place in the stream (the original reads by range from
         then on), so copying in a transform costs no second download.
         """
-        dup = DataObject(
-            self._key,
-            self._size,
-            self._label,
-            b"",
-            self._bucket,
-            etag=self._etag,
-            ranges=self._ranges,
-        )
-        dup._chunk, dup._chunk_start = self._chunk, self._chunk_start
-        dup._rest, dup._rest_next = self._rest, self._rest_next
+        # Made from this object's state at once rather than through __init__: a transform
+        # copies every object of a dataset.
+        dup = DataObject.__new__(DataObject)
+        dup.__dict__.update(self.__dict__)
+        dup._pos = 0
         self._rest = None
         return dup
 
