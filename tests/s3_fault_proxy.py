@@ -46,6 +46,11 @@ INVALID_ARGUMENT = (
     b"<Message>Unsupported checksum algorithm</Message>"
     b"<RequestId>fault-proxy</RequestId></Error>"
 )
+EXPIRED_TOKEN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ExpiredToken</Code>'
+    b"<Message>The provided token has expired.</Message>"
+    b"<RequestId>fault-proxy</RequestId></Error>"
+)
 # Hop-by-hop headers are the proxy's own business, not the upstream's.
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -63,6 +68,7 @@ class Plan:
     burst_after: int = 0
     burst_count: int = 0
     refuse_checksums: bool = False
+    expired_key: str = ""  # requests signed with this access key id get 400 ExpiredToken
     only: str = ""
     seed: int = 0
     rng: random.Random = field(default_factory=random.Random)
@@ -112,6 +118,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         ):
             proxy.count("refused_checksum")
             self._error(400, INVALID_ARGUMENT)
+            return
+        expired = proxy.plan.expired_key
+        if expired and f"Credential={expired}/" in self.headers.get("Authorization", ""):
+            proxy.count("expired")
+            self._error(400, EXPIRED_TOKEN)
             return
         fault = proxy.draw(f"{self.command} {self.path}")
         proxy.count(fault or "forwarded")

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -92,6 +93,36 @@ def test_a_completion_cut_after_it_was_done_counts_as_done(
         writer.write(data)
     assert proxy.counts["reset"] == 1
     assert s3_server.client().get_object(s3_bucket, "big").read() == data
+
+
+def test_an_expired_token_reloads_the_credentials(
+    proxy: FaultProxy, s3_server: S3Server, s3_bucket: str, digests: dict[str, str]
+) -> None:
+    """A session token the store calls expired is dropped and the provider asked again: the
+    read goes on with the new keys instead of failing or retrying the dead ones."""
+    handed: list[str] = []
+
+    class Rotating:
+        def get_credentials(self) -> SimpleNamespace:
+            key_id = "EXPIREDKEY" if not handed else s3_server.access_key
+            handed.append(key_id)
+            return SimpleNamespace(
+                access_key_id=key_id,
+                access_key_secret=s3_server.secret_key,
+                security_token="session-token",
+            )
+
+    proxy.set_faults(expired_key="EXPIREDKEY")
+    keys = sorted(digests)[:20]
+    ds = OssIterableDataset.from_objects(
+        [f"s3://{s3_bucket}/{k}" for k in keys],
+        proxy.endpoint,
+        transform=key_and_digest,
+        cred_provider=Rotating(),
+    )
+    assert dict(ds) == {k: digests[k] for k in keys}
+    assert proxy.counts["expired"] >= 1, proxy.counts
+    assert handed[0] == "EXPIREDKEY" and s3_server.access_key in handed[1:], handed
 
 
 def config(tmp_path: Path, **body: Any) -> str:
