@@ -31,11 +31,12 @@ def main() -> None:
     p.add_argument("--cred-path", required=True)
     p.add_argument("--config-path", default="")
     p.add_argument("--region", default="cn-hangzhou")
+    p.add_argument("--scheme", default="oss", choices=["oss", "s3"], help="protocol to speak")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--kept", action="store_true", help="collect the objects, then read them")
     a = p.parse_args()
     ds = OssIterableDataset.from_prefix(
-        f"oss://{a.bucket}/{a.prefix}",
+        f"{a.scheme}://{a.bucket}/{a.prefix}",
         endpoint=a.endpoint,
         cred_path=a.cred_path,
         config_path=a.config_path,
