@@ -42,17 +42,10 @@ impl OssClient {
     /// # Errors
     /// The request's error; `Protocol` when the answer holds no upload id.
     pub(crate) async fn initiate_upload(&self, target: &Target) -> Result<MultipartUpload> {
-        if self.dialect().upload_checksum.is_some() {
-            match self.initiate(target, true).await {
-                Err(Error::Service(e)) if self.dialect().refuses_checksum(e.status, &e.code) => {
-                    log::warn!(target: "osstorchconnector", "{target}: the store refuses \
-                        CRC-64/NVME on multipart uploads ({} {}); uploading without",
-                        e.status, e.code);
-                }
-                started => return started,
-            }
-        }
-        self.initiate(target, false).await
+        self.checksummed_if_taken(target, "CreateMultipartUpload", |checksummed| {
+            self.initiate(target, checksummed)
+        })
+        .await
     }
 
     async fn initiate(&self, target: &Target, checksummed: bool) -> Result<MultipartUpload> {

@@ -34,16 +34,37 @@ impl OssClient {
     /// The request's error; `Protocol` when the stored CRC keeps differing.
     pub(crate) async fn put_object(&self, target: &Target, body: Bytes) -> Result<Stored> {
         let crc = self.dialect().crc.of(&body);
+        self.checksummed_if_taken(target, "PutObject", |checksummed| {
+            self.put(target, body.clone(), crc, checksummed)
+        })
+        .await
+    }
+
+    /// Runs `request(true)` (the request with the protocol's upload CRC) where the protocol
+    /// takes one; when the store refuses the algorithm, runs `request(false)` instead.
+    ///
+    /// # Errors
+    /// The request's error.
+    pub(crate) async fn checksummed_if_taken<T, F, Fut>(
+        &self,
+        target: &Target,
+        operation: &str,
+        request: F,
+    ) -> Result<T>
+    where
+        F: Fn(bool) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         if self.dialect().upload_checksum.is_some() {
-            match self.put(target, body.clone(), crc, true).await {
+            match request(true).await {
                 Err(Error::Service(e)) if self.dialect().refuses_checksum(e.status, &e.code) => {
                     log::warn!(target: "osstorchconnector", "{target}: the store refuses \
-                        CRC-64/NVME with PutObject ({} {}); sending without", e.status, e.code);
+                        CRC-64/NVME with {operation} ({} {}); sending without", e.status, e.code);
                 }
-                stored => return stored,
+                done => return done,
             }
         }
-        self.put(target, body, crc, false).await
+        request(false).await
     }
 
     async fn put(
