@@ -4,21 +4,21 @@
 //! for each attempt), retried here (by the rules of [`crate::http::retry`]), and narrowed here
 //! while the store throttles ([`crate::http::throttle`]).
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use http::header::CONTENT_LENGTH;
+use http::Method;
 use percent_encoding::utf8_percent_encode;
-use tokio::time::Sleep;
 
 use crate::credentials::CredentialCache;
 use crate::error::{Error, Result, ServiceError};
+use crate::http::answer::Answer;
 use crate::http::audit::{AuditLog, AuditRecord};
+use crate::http::plain::{self, Address, PlainHttp};
 use crate::http::request::{streamed_body, Request, Timeouts};
 use crate::http::retry::{classify, Decision, RetryConfig, RetryContext};
 use crate::http::throttle::AdaptiveLimit;
@@ -59,6 +59,8 @@ impl Default for ClientSettings {
 #[derive(Debug)]
 pub struct OssClient {
     http: reqwest::Client,
+    /// Our own HTTP/1.1 for bodiless requests to an `http://` endpoint (`http::plain`).
+    plain: Option<PlainHttp>,
     endpoint: Endpoint,
     dialect: &'static Dialect,
     signer: Arc<dyn Signer>,
@@ -95,8 +97,11 @@ impl OssClient {
             .no_gzip()
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+        let plain = plain::takes(&endpoint.scheme, |name| std::env::var(name).ok())
+            .then(|| PlainHttp::new(settings.max_idle_connections, settings.timeouts.connect));
         Ok(OssClient {
             http,
+            plain,
             endpoint,
             dialect,
             signer,
@@ -117,6 +122,11 @@ impl OssClient {
     /// The files read in local-path mode, if this client is in it.
     pub(crate) fn local_store(&self) -> Option<&LocalStore> {
         self.local.as_ref()
+    }
+
+    /// How long each phase of an attempt may take.
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        self.settings.timeouts
     }
 
     /// The protocol this client speaks.
@@ -151,11 +161,7 @@ impl OssClient {
     ///
     /// # Errors
     /// The last attempt's error: `Service` with the decoded error answer, or `Transport`.
-    pub(crate) async fn send(
-        &self,
-        request: &Request,
-        ctx: &mut RetryContext,
-    ) -> Result<reqwest::Response> {
+    pub(crate) async fn send(&self, request: &Request, ctx: &mut RetryContext) -> Result<Answer> {
         if self.local.is_some() {
             return Err(Error::invalid(
                 "endpoint",
@@ -198,7 +204,7 @@ impl OssClient {
         Some(())
     }
 
-    async fn attempt(&self, request: &Request) -> Result<reqwest::Response> {
+    async fn attempt(&self, request: &Request) -> Result<Answer> {
         let _permit = self.limit.acquire().await;
         let started = std::time::Instant::now();
         let result = self.attempt_unlimited(request).await;
@@ -215,36 +221,6 @@ impl OssClient {
         result
     }
 
-    /// `response`'s body, read piece by piece within the between-bytes timeout.
-    pub(crate) fn body_reader<'a>(
-        &'a self,
-        head: &'a RequestHead,
-        response: reqwest::Response,
-    ) -> BodyReader<'a> {
-        let between = self.settings.timeouts.between_bytes;
-        BodyReader {
-            client: self,
-            head,
-            response,
-            between,
-            stall: Box::pin(tokio::time::sleep(between)),
-        }
-    }
-
-    /// All of a (small) answer's body.
-    pub(crate) async fn body_bytes(
-        &self,
-        head: &RequestHead,
-        response: reqwest::Response,
-    ) -> Result<Vec<u8>> {
-        let mut reader = self.body_reader(head, response);
-        let mut body = Vec::new();
-        while let Some(chunk) = reader.next().await? {
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
-
     /// The URL `head` is sent to, query included.
     fn url(&self, head: &RequestHead) -> Result<reqwest::Url> {
         let bucket = head.bucket.as_deref().unwrap_or("");
@@ -256,7 +232,7 @@ impl OssClient {
         reqwest::Url::parse(&url).map_err(|e| Error::Internal(format!("bad URL {url}: {e}")))
     }
 
-    async fn attempt_unlimited(&self, request: &Request) -> Result<reqwest::Response> {
+    async fn attempt_unlimited(&self, request: &Request) -> Result<Answer> {
         let head = &request.head;
         let credential = self.credentials.get()?;
         // Known before signing: a signature may cover the host and path actually sent.
@@ -264,17 +240,6 @@ impl OssClient {
         let mut signed = head.clone();
         self.signer
             .sign(&mut signed, &url, &credential, self.now())?;
-        let mut builder = self
-            .http
-            .request(signed.method.clone(), url)
-            .headers(signed.headers);
-        let mut upload = None;
-        if let Some(body) = &request.body {
-            let (body, progress) = streamed_body(body.clone());
-            let length = request.body.as_ref().map_or(0, |b| b.len());
-            builder = builder.header(CONTENT_LENGTH, length).body(body);
-            upload = Some(progress);
-        }
         let timeouts = self.settings.timeouts;
         let transport = |reason: String, timeout: bool| Error::Transport {
             method: head.method.to_string(),
@@ -282,6 +247,34 @@ impl OssClient {
             reason,
             timeout,
             sent: true,
+        };
+        let plain = self.plain.as_ref().filter(|_| {
+            request.body.is_none() && matches!(signed.method, Method::GET | Method::HEAD)
+        });
+        let mut upload = None;
+        let sending = match plain {
+            Some(plain) => {
+                let answer = self.send_plain(plain, &url, &signed);
+                futures::future::Either::Left(answer)
+            }
+            None => {
+                let mut builder = self
+                    .http
+                    .request(signed.method.clone(), url.clone())
+                    .headers(std::mem::take(&mut signed.headers));
+                if let Some(body) = &request.body {
+                    let (body, progress) = streamed_body(body.clone());
+                    builder = builder.header(CONTENT_LENGTH, body_len(request)).body(body);
+                    upload = Some(progress);
+                }
+                futures::future::Either::Right(async move {
+                    builder
+                        .send()
+                        .await
+                        .map(Answer::Reqwest)
+                        .map_err(|e| self.transport_error(head, &e))
+                })
+            }
         };
         // The wait for the answer starts once the body is sent; until then, the body must
         // keep moving.
@@ -307,7 +300,7 @@ impl OssClient {
             )
         };
         let response = tokio::select! {
-            answered = builder.send() => answered.map_err(|e| self.transport_error(head, &e))?,
+            answered = sending => answered?,
             timed_out = no_answer => return Err(timed_out),
         };
         if response.status().is_success() {
@@ -332,6 +325,41 @@ impl OssClient {
         Err(error)
     }
 
+    /// A bodiless request on our own HTTP/1.1 path.
+    async fn send_plain(
+        &self,
+        plain: &PlainHttp,
+        url: &reqwest::Url,
+        signed: &RequestHead,
+    ) -> Result<Answer> {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        let to = Address {
+            host,
+            port,
+            authority: &authority,
+            target: &target,
+        };
+        match plain.send(&signed.method, to, &signed.headers).await {
+            Ok(answer) => Ok(Answer::Plain(answer)),
+            Err(failure) => Err(Error::Transport {
+                method: signed.method.to_string(),
+                target: self.target_of(signed),
+                reason: failure.reason,
+                timeout: failure.timeout,
+                sent: !failure.connecting,
+            }),
+        }
+    }
+
     /// Local time corrected by what the server told us of its clock.
     fn now(&self) -> DateTime<Utc> {
         Utc::now() + TimeDelta::milliseconds(self.clock_offset_ms.load(Ordering::Relaxed))
@@ -351,7 +379,7 @@ impl OssClient {
         &self,
         audit: &AuditLog,
         head: &RequestHead,
-        result: &Result<reqwest::Response>,
+        result: &Result<Answer>,
         latency: std::time::Duration,
     ) {
         let target = self.target_of(head).to_string();
@@ -359,9 +387,7 @@ impl OssClient {
         match result {
             Ok(response) => {
                 let request_id = response
-                    .headers()
-                    .get(self.dialect.request_id_header)
-                    .and_then(|v| v.to_str().ok())
+                    .header(self.dialect.request_id_header)
                     .unwrap_or("");
                 audit.record(&AuditRecord {
                     method,
@@ -410,16 +436,9 @@ impl OssClient {
         }
     }
 
-    async fn service_error(&self, head: &RequestHead, response: reqwest::Response) -> Error {
+    async fn service_error(&self, head: &RequestHead, response: Answer) -> Error {
         let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
+        let header = |name: &str| response.header(name).unwrap_or("").to_string();
         let request_id = header(self.dialect.request_id_header);
         // HEAD answers carry no body; OSS puts the error document in a header, base64-encoded.
         let err_header = self.dialect.error_header.map(header).unwrap_or_default();
@@ -448,42 +467,8 @@ impl OssClient {
     }
 }
 
-/// An answer's body, read piece by piece; fails when no byte arrives for the between-bytes
-/// timeout (`readTimeoutMs`). One timer per body, reset for every piece.
-pub(crate) struct BodyReader<'a> {
-    client: &'a OssClient,
-    head: &'a RequestHead,
-    response: reqwest::Response,
-    between: Duration,
-    stall: Pin<Box<Sleep>>,
-}
-
-impl BodyReader<'_> {
-    /// The next piece, `None` at the body's end.
-    ///
-    /// # Errors
-    /// `Transport` when the connection breaks or stalls.
-    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>> {
-        self.stall
-            .as_mut()
-            .reset(tokio::time::Instant::now() + self.between);
-        tokio::select! {
-            biased;
-            chunk = self.response.chunk() => {
-                chunk.map_err(|e| self.client.transport_error(self.head, &e))
-            }
-            () = &mut self.stall => Err(Error::Transport {
-                method: self.head.method.to_string(),
-                target: self.client.target_of(self.head),
-                reason: format!(
-                    "no body bytes arrived for {} ms (readTimeoutMs)",
-                    self.between.as_millis()
-                ),
-                timeout: true,
-                sent: true,
-            }),
-        }
-    }
+fn body_len(request: &Request) -> usize {
+    request.body.as_ref().map_or(0, Bytes::len)
 }
 
 fn encode_query(query: &[(String, String)]) -> String {

@@ -93,6 +93,11 @@ impl PooledBuf {
         self.data.extend_from_slice(bytes);
     }
 
+    /// The buffer, for reads that write into its spare capacity in place.
+    pub(crate) fn as_vec_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.data
+    }
+
     /// The bytes written so far.
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.data

@@ -50,6 +50,16 @@ impl Lent {
         crate::memory::pages::populate(memory.as_mut_ptr(), memory.len());
     }
 
+    /// The lent memory, to write into in place.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.memory.as_mut_slice()
+    }
+
+    /// The lent memory as it is now (what has been written, to whoever wrote it).
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.memory.as_slice()
+    }
+
     /// Copies `data` to offset `at`; false (and nothing written) when it does not fit.
     pub(crate) fn write(&mut self, at: usize, data: &[u8]) -> bool {
         self.memory.write(at, data)

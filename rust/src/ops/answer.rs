@@ -3,22 +3,19 @@
 //! in its body.
 
 use crate::error::{Error, Result, ServiceError};
+use crate::http::answer::Answer;
 use crate::http::client::OssClient;
 use crate::ops::crc::Checksum;
 use crate::protocol::multipart_xml::Finished;
 use crate::protocol::Target;
 
 /// A header of `response` as text, when present and visible ASCII.
-pub(crate) fn header(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+pub(crate) fn header(response: &Answer, name: &str) -> Option<String> {
+    response.header(name).map(str::to_string)
 }
 
 /// The ETag of an answer, as sent (quoted); empty when missing.
-pub(crate) fn etag(response: &reqwest::Response) -> String {
+pub(crate) fn etag(response: &Answer) -> String {
     header(response, "etag").unwrap_or_default()
 }
 
@@ -30,7 +27,7 @@ pub(crate) fn etag(response: &reqwest::Response) -> String {
 pub(crate) fn stated_checksum(
     client: &OssClient,
     target: &Target,
-    response: &reqwest::Response,
+    response: &Answer,
 ) -> Result<Option<Checksum>> {
     for stated in client.dialect().checksum_headers {
         let Some(value) = header(response, stated.name) else {
@@ -63,7 +60,7 @@ pub(crate) fn stated_checksum(
 pub(crate) fn stated_crc(
     client: &OssClient,
     target: &Target,
-    response: &reqwest::Response,
+    response: &Answer,
 ) -> Result<Option<u64>> {
     let stated = stated_checksum(client, target, response)?;
     Ok(stated

@@ -16,6 +16,7 @@ use http::header::{HeaderValue, IF_MATCH, RANGE};
 use http::Method;
 
 use crate::error::{Error, Result};
+use crate::http::answer::{Answer, BodyReader};
 use crate::http::client::OssClient;
 use crate::http::request::Request;
 use crate::memory::chunks::{Chunks, Receiving};
@@ -237,20 +238,14 @@ impl<'a> Download<'a> {
         &mut self,
         client: &OssClient,
         request: &Request,
-        response: reqwest::Response,
+        response: Answer,
     ) -> Result<bool> {
         let target: &Target = self.request.target;
         let protocol = |reason: String| Error::Protocol {
             target: target.clone(),
             reason,
         };
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| response.header(name).map(str::to_string);
         let etag = header("etag").unwrap_or_default();
         let stated_crc = stated_checksum(client, target, &response)?;
         let length = response.content_length();
@@ -295,6 +290,10 @@ impl<'a> Download<'a> {
         let end = self.end.unwrap_or(u64::MAX);
         let mut at = body_start;
         let mut body = client.body_reader(&request.head, response);
+        if body.in_place() && at == self.next && body_end.is_some_and(|e| e <= end) {
+            self.receive_in_place(&mut body).await?;
+            at = self.next;
+        }
         while let Some(chunk) = body.next().await? {
             let chunk_end = at + chunk.len() as u64;
             let from = self.next.saturating_sub(at).min(chunk.len() as u64) as usize;
@@ -336,6 +335,43 @@ impl<'a> Download<'a> {
             }
         }
         Ok(true)
+    }
+
+    /// Reads the body straight from the socket into the kept memory, for as long as the sink
+    /// has memory of its own to read into (not for bodies kept as the pieces they arrive in).
+    async fn receive_in_place(&mut self, body: &mut BodyReader<'_>) -> Result<()> {
+        loop {
+            let (read, written) = match &mut self.kept {
+                Kept::Receiving(Receiving::Lent { memory, written }) => {
+                    let mut room = memory
+                        .as_mut_slice()
+                        .get_mut(*written..)
+                        .unwrap_or_default();
+                    let n = body.read_into(&mut room).await?;
+                    *written += n;
+                    (&memory.as_slice()[*written - n..*written], n)
+                }
+                Kept::Receiving(Receiving::Gathered(buf)) => {
+                    let n = body.read_into(buf.as_vec_mut()).await?;
+                    let all = buf.as_slice();
+                    (&all[all.len() - n..], n)
+                }
+                Kept::Into { dst, written } => {
+                    let mut room = dst.as_mut_slice().get_mut(*written..).unwrap_or_default();
+                    let n = body.read_into(&mut room).await?;
+                    *written += n;
+                    (&dst.as_slice()[*written - n..*written], n)
+                }
+                Kept::NotStarted(_) | Kept::Receiving(Receiving::Pieces(_)) => return Ok(()),
+            };
+            if written == 0 {
+                return Ok(());
+            }
+            if let Some((_, digest)) = &mut self.digest {
+                digest.update(read);
+            }
+            self.next += written as u64;
+        }
     }
 
     /// The first answer told the object's size: fixes the end of what is wanted and makes room
