@@ -124,6 +124,12 @@ impl OssClient {
         self.local.as_ref()
     }
 
+    /// Whether GET bodies are read from the socket straight into their memory (our own HTTP
+    /// path), rather than copied there from the HTTP stack's buffers.
+    pub(crate) fn reads_in_place(&self) -> bool {
+        self.plain.is_some()
+    }
+
     /// How long each phase of an attempt may take.
     pub(crate) fn timeouts(&self) -> Timeouts {
         self.settings.timeouts

@@ -129,7 +129,10 @@ impl Receiving {
 
     /// Ready for a body to be written into `memory`.
     pub(crate) fn into_lent(mut memory: Lent) -> Self {
-        memory.populate();
+        // A small body's memory comes from the allocator's heap, faulted in long ago.
+        if memory.len() >= LARGE_BODY {
+            memory.populate();
+        }
         Receiving::Lent { memory, written: 0 }
     }
 

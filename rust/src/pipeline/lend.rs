@@ -1,9 +1,11 @@
 //! Lending: memory Python provides for whole bodies before their GETs start, so reading such
 //! an object copies nothing (the download writes into the `bytes` that `read()` returns).
 //!
-//! Only objects fetched whole (known size, at most one part) and at least
-//! [`LARGE_BODY`] long are lent memory: smaller bodies keep the socket's pieces, which cost
-//! less than any copy. Only objects within reach are lent — those the budget and the lookahead
+//! Only objects fetched whole (known size, at most one part) are lent memory. Through
+//! reqwest only those at least [`LARGE_BODY`] long: hyper reads every body into its own
+//! buffer first, and keeping its pieces costs less than copying them into lent memory. Our own
+//! HTTP path reads bodies straight into the lent memory, so there every size is lent and a
+//! small object costs no copy at all. Only objects within reach are lent — those the budget and the lookahead
 //! have room for now, plus [`LEND_BEYOND_ROOM`] — so lent memory stays within about what the
 //! budget would hold anyway.
 
@@ -64,7 +66,12 @@ impl ObjectStream {
             beyond: LEND_BEYOND_ROOM,
             walk: LEND_WALK,
         };
-        let wants = |size: u64| (LARGE_BODY as u64..=part).contains(&size);
+        let smallest = if s.client.reads_in_place() {
+            1
+        } else {
+            LARGE_BODY as u64
+        };
+        let wants = |size: u64| (smallest..=part).contains(&size);
         for job in s.jobs.iter_mut() {
             if !reach.next(job.reserve) {
                 return;
