@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderValue, AUTHORIZATION, HOST};
 use percent_encoding::{percent_decode_str, percent_encode};
 
-use super::shared::{encoded_sorted_query, hmac, set_header, sha256_hex, Key, KeyCache};
+use super::shared::{encoded_sorted_query, hmac, set_header, sha256_hex, timestamp, Key, KeyCache};
 use super::{RequestHead, Signer};
 use crate::credentials::Credential;
 use crate::error::{Error, Result};
@@ -156,7 +156,7 @@ impl Signer for AwsV4Signer {
     ) -> Result<()> {
         // Sign a copy and commit only on success, so a failure leaves the request untouched.
         let mut headers = head.headers.clone();
-        let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+        let timestamp = timestamp(now);
         set_header(&mut headers, X_AMZ_DATE, &timestamp, false)?;
         if let Some(token) = &cred.security_token {
             set_header(&mut headers, X_AMZ_SECURITY_TOKEN, token, true)?;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderValue, AUTHORIZATION};
 use percent_encoding::utf8_percent_encode;
 
-use super::shared::{encoded_sorted_query, hmac, set_header, sha256_hex, Key, KeyCache};
+use super::shared::{encoded_sorted_query, hmac, set_header, sha256_hex, timestamp, Key, KeyCache};
 use super::{RequestHead, Signer};
 use crate::credentials::Credential;
 use crate::error::{Error, Result};
@@ -48,7 +48,7 @@ impl Signer for OssV4Signer {
     ) -> Result<()> {
         // Sign a copy and commit only on success, so a failure leaves the request untouched.
         let mut headers = head.headers.clone();
-        let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+        let timestamp = timestamp(now);
         set(&mut headers, X_OSS_DATE, &timestamp)?;
         set(&mut headers, X_OSS_CONTENT_SHA256, UNSIGNED_PAYLOAD)?;
         if let Some(token) = &cred.security_token {

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use http::header::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
@@ -15,6 +16,22 @@ use crate::protocol::endpoint::QUERY_ENCODE_SET;
 
 /// An HMAC-SHA256 output: a signing key or a signature.
 pub(super) type Key = [u8; 32];
+
+/// `now` as both signatures write it, `20250102T030405Z` (ISO 8601 basic). By hand: chrono's
+/// `format` parses its pattern again on every call, and this runs once per request.
+pub(super) fn timestamp(now: DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let (date, time) = (now.date_naive(), now.time());
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        date.year(),
+        date.month(),
+        date.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
+}
 
 pub(super) fn hmac(key: &[u8], data: &[u8]) -> Key {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
