@@ -231,7 +231,7 @@ FRESH = "C recv, fresh memory"
 # reports free pages after a few seconds; see benches/first_touch.py). Without it, a client
 # right after one that freed ~1 GiB got that memory warm and ran up to 1.5x faster.
 LARGE_OBJECT = 64 * MIB
-COLD_PAUSE_S = 4.0
+COLD_PAUSE_S = float(os.environ.get("BENCH_COLD_PAUSE_S", "4"))
 
 
 def clients(quick: bool, w: Workload) -> list[Client]:
