@@ -91,7 +91,7 @@ impl Idle {
         let mut idle = self.by_authority.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(authority)?;
         while let Some((conn, since)) = list.pop() {
-            if since.elapsed() < IDLE_FOR_AT_MOST {
+            if since.elapsed() < IDLE_FOR_AT_MOST && conn.quiet() {
                 return Some(conn);
             }
         }
@@ -116,6 +116,15 @@ struct Connection {
     buf: BytesMut,
     /// The request head being written (kept for its allocation).
     out: Vec<u8>,
+}
+
+impl Connection {
+    /// Nothing has arrived since its last answer: neither the server's close nor bytes it
+    /// should not have sent, which the next request would otherwise take for its answer.
+    fn quiet(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
 }
 
 /// An answer whose head has been read.

@@ -43,6 +43,8 @@ enum Reply {
     Keep(Vec<u8>),
     /// Writes these bytes and closes the connection.
     Close(Vec<u8>),
+    /// Writes the answer, then, a moment later, bytes nobody asked for.
+    KeepThenJunk(Vec<u8>, Vec<u8>),
 }
 
 #[derive(Default)]
@@ -90,6 +92,13 @@ async fn serve(replies: Vec<Reply>) -> (String, Arc<Script>) {
                     match reply {
                         Some(Reply::Keep(bytes)) => {
                             if socket.write_all(&bytes).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Reply::KeepThenJunk(bytes, junk)) => {
+                            let _ = socket.write_all(&bytes).await;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            if socket.write_all(&junk).await.is_err() {
                                 return;
                             }
                         }
@@ -206,6 +215,38 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_retry()
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(get(&client, None).await.unwrap(), b"second");
     assert_eq!(script.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn bytes_arriving_on_an_idle_connection_are_never_taken_for_an_answer() {
+    let junk = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nWRONG".to_vec();
+    let (endpoint, script) = serve(vec![
+        Reply::KeepThenJunk(ok(b"first", ""), junk),
+        Reply::Keep(ok(b"second", "")),
+    ])
+    .await;
+    let client = client(&endpoint, 1);
+    assert_eq!(get(&client, None).await.unwrap(), b"first");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(get(&client, None).await.unwrap(), b"second");
+    assert_eq!(script.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_kept_connection_closed_as_the_request_arrives_is_replaced_without_a_retry() {
+    // The server takes the second request and closes without a word (its idle timeout
+    // racing our request): the request goes again on a new connection, not as a retry.
+    let (endpoint, script) = serve(vec![
+        Reply::Keep(ok(b"first", "")),
+        Reply::Close(Vec::new()),
+        Reply::Keep(ok(b"second", "")),
+    ])
+    .await;
+    let client = client(&endpoint, 1);
+    assert_eq!(get(&client, None).await.unwrap(), b"first");
+    assert_eq!(get(&client, None).await.unwrap(), b"second");
+    assert_eq!(script.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(script.heads().len(), 3);
 }
 
 #[tokio::test]
