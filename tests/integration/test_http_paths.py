@@ -18,8 +18,8 @@ from conftest import Store
 
 MIB = 1024 * 1024
 
-# Empty, tiny, small (lent, read in place), large (gathered into a part buffer), and larger
-# than a part (streamed in 1 MiB parts here, then read whole by range).
+# Empty, tiny, small (lent its bytes, read in place on our path), and two larger than a part
+# (streamed in 1 MiB parts here, read whole by range, one ending mid-part).
 SIZES = {"empty": 0, "one": 1, "small": 100 * 1024, "large": 3 * MIB, "parts": 5 * MIB + 17}
 
 READER = r"""
