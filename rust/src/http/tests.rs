@@ -94,10 +94,15 @@ async fn serve(pace: Pace) -> (String, Arc<AtomicUsize>) {
 }
 
 fn client(endpoint: &str, timeouts: Timeouts) -> OssClient {
+    client_with(endpoint, timeouts, 3)
+}
+
+/// An OSS V4 client of `endpoint` (path style) with fixed keys, retrying quickly.
+pub(super) fn client_with(endpoint: &str, timeouts: Timeouts, attempts: u32) -> OssClient {
     let settings = ClientSettings {
         timeouts,
         retry: crate::http::retry::RetryConfig {
-            max_attempts: 3,
+            max_attempts: attempts,
             base_delay: Duration::from_millis(1),
             ..Default::default()
         },

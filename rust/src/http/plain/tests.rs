@@ -9,33 +9,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::credentials::{Credential, CredentialCache, ProvideCredential};
 use crate::error::{Error, Result};
-use crate::http::client::{ClientSettings, OssClient};
+use crate::http::client::OssClient;
+use crate::http::request::Timeouts;
 use crate::memory::destination::Destination;
 use crate::ops::get::{GetRequest, Sink};
 use crate::ops::range::ByteRange;
-use crate::protocol::endpoint::Endpoint;
-use crate::protocol::{Target, OSS};
-use crate::sign::OssV4Signer;
-
-#[derive(Debug)]
-struct Fixed;
-
-impl ProvideCredential for Fixed {
-    fn provide_credential(&self) -> Result<Option<Credential>> {
-        Ok(Some(Credential {
-            access_key_id: "ak".into(),
-            access_key_secret: "sk".into(),
-            security_token: None,
-            expiration: None,
-        }))
-    }
-
-    fn describe(&self) -> String {
-        "fixed test credentials".into()
-    }
-}
+use crate::protocol::Target;
 
 /// What the server does with the next request, whichever connection it comes on.
 enum Reply {
@@ -116,22 +96,7 @@ async fn serve(replies: Vec<Reply>) -> (String, Arc<Script>) {
 }
 
 fn client(endpoint: &str, attempts: u32) -> OssClient {
-    let settings = ClientSettings {
-        retry: crate::http::retry::RetryConfig {
-            max_attempts: attempts,
-            base_delay: Duration::from_millis(1),
-            ..Default::default()
-        },
-        ..ClientSettings::default()
-    };
-    OssClient::new(
-        Endpoint::parse(endpoint, Some(true)).expect("endpoint"),
-        &OSS,
-        Arc::new(OssV4Signer::new("cn-hangzhou")),
-        Arc::new(CredentialCache::new(Box::new(Fixed))),
-        settings,
-    )
-    .expect("client")
+    crate::http::tests::client_with(endpoint, Timeouts::default(), attempts)
 }
 
 fn target() -> Target {
