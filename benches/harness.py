@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -763,7 +764,11 @@ def main() -> None:
     p.add_argument("--nginx-workers", type=int, default=1)
     p.add_argument("--delay-ms", type=float, default=20.0)
     p.add_argument("--no-crc", action="store_true", help="do not send x-oss-hash-crc64ecma")
-    p.add_argument("--only", default="", help="comma-separated client names to run")
+    p.add_argument(
+        "--only",
+        default="",
+        help='comma-separated client names to run (e.g. "ours,C recv, fresh memory")',
+    )
     p.add_argument("--workloads", default="", help="comma-separated workload names to run")
     p.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     p.add_argument(
@@ -782,7 +787,8 @@ def main() -> None:
     if a.workloads:
         wanted = set(a.workloads.split(","))
         wls = [w for w in wls if w.name in wanted]
-    only = set(a.only.split(",")) if a.only else set()
+    # A comma followed by a space belongs to a name ("C recv, fresh memory").
+    only = set(re.split(r",(?! )", a.only)) if a.only else set()
 
     root = HOME / "data" / "root"
     work = HOME / "work"
