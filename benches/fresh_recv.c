@@ -9,7 +9,7 @@
  * into memory that is already mapped, which is what wrk measures.
  *
  *   cc -O2 -pthread -o fresh_recv benches/fresh_recv.c
- *   ./fresh_recv HOST PORT PATHS_FILE CONNS PART_BYTES [reuse]
+ *   ./fresh_recv HOST PORT PATHS_FILE CONNS PART_BYTES [reuse|huge]
  *
  * PATHS_FILE holds one URL path per line, as the harness writes them for wrk. Prints one JSON
  * line: objects, bytes, seconds, MB/s, CPU seconds. The server must answer Range requests with
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -114,6 +115,15 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* A new mapping of at least `size` bytes on transparent huge pages (a hint). */
+static char *huge_buffer(long size, long *mapped) {
+  *mapped = (size + (2L << 20) - 1) / (2L << 20) * (2L << 20);
+  char *p = mmap(NULL, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) die("mmap");
+  madvise(p, *mapped, MADV_HUGEPAGE);
+  return p;
+}
+
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -129,7 +139,7 @@ static double cpu(void) {
 
 int main(int argc, char **argv) {
   if (argc < 6) {
-    fprintf(stderr, "usage: %s HOST PORT PATHS_FILE CONNS PART_BYTES [reuse]\n", argv[0]);
+    fprintf(stderr, "usage: %s HOST PORT PATHS_FILE CONNS PART_BYTES [reuse|huge]\n", argv[0]);
     return 2;
   }
   host = argv[1];
@@ -137,6 +147,7 @@ int main(int argc, char **argv) {
   int conns = atoi(argv[4]);
   long part = atol(argv[5]);
   int reuse = argc > 6 && strcmp(argv[6], "reuse") == 0;
+  int huge = argc > 6 && strcmp(argv[6], "huge") == 0;
   FILE *f = fopen(argv[3], "r");
   if (!f) die(argv[3]);
   char *paths[4096];
@@ -175,13 +186,17 @@ int main(int argc, char **argv) {
     current.path = paths[i];
     current.size = sizes[i];
     current.part = part;
-    current.buf = reuse ? reused : malloc(sizes[i]);
+    long mapped = 0;
+    current.buf = reuse ? reused : huge ? huge_buffer(sizes[i], &mapped) : malloc(sizes[i]);
     if (!current.buf) die("malloc");
     atomic_store(&current.next, 0);
     pthread_barrier_wait(&start_line);
     pthread_barrier_wait(&finish_line);
     bytes += sizes[i];
-    if (!reuse) free(current.buf);
+    if (huge)
+      munmap(current.buf, mapped);
+    else if (!reuse)
+      free(current.buf);
   }
   double seconds = now() - t0, used = cpu() - cpu0;
   stop = 1;
@@ -189,7 +204,8 @@ int main(int argc, char **argv) {
   for (int i = 0; i < conns; i++) pthread_join(threads[i], NULL);
   printf("{\"objects\": %d, \"bytes\": %ld, \"seconds\": %.4f, \"mb_s\": %.1f, "
          "\"cpu_s\": %.3f, \"memory\": \"%s\", \"conns\": %d, \"part\": %ld}\n",
-         count, bytes, seconds, bytes / seconds / 1e6, used, reuse ? "reused" : "fresh", conns,
+         count, bytes, seconds, bytes / seconds / 1e6, used,
+         reuse ? "reused" : huge ? "fresh, huge pages" : "fresh", conns,
          part);
   return 0;
 }
