@@ -44,6 +44,7 @@ def parse_args(
     p.add_argument("--paths-file", default="", help="object URL paths, one a line (wrk)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections")
     p.add_argument("--threads", type=int, default=16, help="boto3 thread pool size")
+    p.add_argument("--processes", type=int, default=1, help="fresh_recv: processes at once")
     p.add_argument(
         "--warm-epochs", type=int, default=0, help="untimed epochs before the timed one (single)"
     )

@@ -3,6 +3,11 @@ first use, into --work-dir) reads each object's 8 MiB ranges over `--connections
 connections with blocking recv() straight into a new buffer per object, then frees it. No
 Python, no copy, no checksum: what a client that hands over a new buffer per object can reach
 on this machine (wrk reads every body into the same memory, which a dataset cannot).
+
+With `--processes 2`, the DataLoader's shape: two programs at once, object i read by program
+i % 2 (as the workers share a listing), started by a process that has imported torch (as a
+DataLoader's workers are, and torch's memory is what the workers' first touches compete with);
+MB/s is all bytes over the slower program's seconds.
 """
 
 from __future__ import annotations
@@ -27,19 +32,44 @@ def binary(work: Path) -> Path:
     return out
 
 
+def shares(paths_file: Path, processes: int) -> list[Path]:
+    """The paths file split as the DataLoader's workers split a listing."""
+    if processes == 1:
+        return [paths_file]
+    lines = paths_file.read_text().splitlines()
+    out = []
+    for i in range(processes):
+        share = paths_file.with_name(f"{paths_file.name}.{i}-of-{processes}")
+        share.write_text("".join(f"{p}\n" for p in lines[i::processes]))
+        out.append(share)
+    return out
+
+
 def body(args: argparse.Namespace) -> dict[str, Any]:
+    if args.processes > 1:
+        import torch  # noqa: F401  (see the module docstring)
     cpu0 = cpu_seconds()
     host, port = args.endpoint.removeprefix("http://").split(":")
     exe = binary(Path(args.paths_file).parent)
-    cmd = [str(exe), host, port, args.paths_file, str(args.connections), str(PART)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.max_seconds + 60)
-    if done.returncode != 0:
-        raise SystemExit(f"fresh_recv failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    s = json.loads(done.stdout.strip().splitlines()[-1])
+    programs = [
+        subprocess.Popen(
+            [str(exe), host, port, str(paths), str(args.connections), str(PART)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for paths in shares(Path(args.paths_file), args.processes)
+    ]
+    results = []
+    for program in programs:
+        out, err = program.communicate(timeout=args.max_seconds + 60)
+        if program.returncode != 0:
+            raise SystemExit(f"fresh_recv failed ({program.returncode}):\n{out}\n{err}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
     return {
-        "objects": s["objects"],
-        "bytes": s["bytes"],
-        "seconds": s["seconds"],
+        "objects": sum(s["objects"] for s in results),
+        "bytes": sum(s["bytes"] for s in results),
+        "seconds": max(s["seconds"] for s in results),
         "complete": True,
         "rss_baseline_kib": 0,
         "cpu_before_loop_s": cpu0,

@@ -52,6 +52,11 @@ class PartSource(Protocol):
         """``(offset, body)`` of the next part; None when done or the stream moved on."""
         ...
 
+    def read_whole(self) -> bytes | None:
+        """The whole object, when the stream wrote it into one ``bytes``; None when it did not
+        (nothing taken) or can no longer."""
+        ...
+
     def read_rest_into(self, offset: int, buffer: Buffer) -> int:
         """Everything from ``offset`` to the end into ``buffer`` (exactly that long); the
         bytes written, 0 when the stream can no longer do it."""

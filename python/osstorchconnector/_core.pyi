@@ -203,6 +203,10 @@ class PartReader:
     """The remaining parts of one large object, while its stream is still on it."""
 
     def next_part(self) -> tuple[int, Body] | None: ...
+    def read_whole(self) -> bytes | None:
+        """The whole object, when its parts were written into memory lent to it; None (nothing
+        taken) when they were not or the stream has moved on."""
+        ...
     def read_rest_into(self, offset: int, buffer: Buffer) -> int:
         """Everything from ``offset`` to the object's end, straight into ``buffer`` (exactly
         that long); 0 when the stream has moved on or the sizes do not match."""

@@ -92,6 +92,13 @@ class DataObject(io.BufferedIOBase):
         if offset >= 0 and offset + remaining <= len(chunk):
             self._pos = pos + remaining
             return chunk.read(offset, remaining)
+        if pos == 0 and remaining == self._size and self._rest is not None:
+            whole = self._rest.read_whole()
+            if whole is not None:
+                self._rest = None
+                self._chunk, self._chunk_start = BytesBody(whole), 0
+                self._rest_next = self._pos = self._size
+                return whole
         # Spans parts: each is copied once, straight into the result.
         return read_via(remaining, self.readinto)
 

@@ -38,6 +38,28 @@ impl Lent {
         Lent { memory, owner }
     }
 
+    /// Cuts it at `at` (clamped to its length) into `..at` and `at..`, both kept alive by the
+    /// same owner: one piece per part of a large object lent whole.
+    pub(crate) fn split(self, at: usize) -> (Lent, Lent) {
+        let (head, tail) = self.memory.split(at);
+        let owner = self.owner;
+        (
+            Lent {
+                memory: head,
+                owner: owner.clone(),
+            },
+            Lent {
+                memory: tail,
+                owner,
+            },
+        )
+    }
+
+    /// What keeps the memory alive.
+    pub(crate) fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
     /// Bytes lent.
     pub(crate) fn len(&self) -> usize {
         self.memory.len()
@@ -106,6 +128,31 @@ mod tests {
         assert!(owner.downcast::<std::sync::Mutex<Vec<u8>>>().is_ok());
         assert_eq!(Arc::strong_count(&memory), 2, "the bytes keep it alive");
         drop(bytes);
+        assert_eq!(Arc::strong_count(&memory), 1);
+    }
+
+    #[test]
+    fn pieces_of_lent_memory_write_in_place_and_share_the_owner() {
+        let memory: Arc<std::sync::Mutex<Vec<u8>>> = Arc::new(std::sync::Mutex::new(vec![0; 8]));
+        let ptr = memory.lock().unwrap().as_mut_ptr();
+        // SAFETY: the vector is never resized and is only touched through the pieces below.
+        let lent = unsafe { Lent::new(ptr, 8, memory.clone()) };
+        let (mut head, tail) = lent.split(3);
+        let (mut mid, mut last) = tail.split(10);
+        assert_eq!((head.len(), mid.len(), last.len()), (3, 5, 0));
+        assert!(head.write(0, b"abc"));
+        assert!(mid.write(0, b"defgh"));
+        assert!(!last.write(0, b"x"), "nothing left to write");
+        assert_eq!(
+            Arc::strong_count(&memory),
+            4,
+            "every piece keeps the memory alive"
+        );
+        let (bytes, _) = mid.into_bytes(5);
+        assert_eq!(&bytes[..], b"defgh");
+        assert_eq!(bytes.as_ptr(), ptr.wrapping_add(3), "in place");
+        drop((head, last, bytes));
+        assert_eq!(memory.lock().unwrap().as_slice(), b"abcdefgh");
         assert_eq!(Arc::strong_count(&memory), 1);
     }
 }

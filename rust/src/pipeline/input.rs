@@ -163,6 +163,11 @@ impl Input {
         self.queued.get_mut(at)
     }
 
+    /// The objects queued so far (none is taken from the listing for this).
+    pub(super) fn queued_mut(&mut self) -> impl Iterator<Item = &mut Queued> {
+        self.queued.iter_mut()
+    }
+
     /// Drops everything not yet taken and stops the listing.
     pub(super) fn close(&mut self) {
         if let Some(task) = self.lister.take() {

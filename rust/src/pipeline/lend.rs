@@ -1,13 +1,21 @@
 //! Lending: memory Python provides for whole bodies before their GETs start, so reading such
 //! an object copies nothing (the download writes into the `bytes` that `read()` returns).
 //!
-//! Only objects fetched whole (known size, at most one part) are lent memory. Through
-//! reqwest only those at least [`LARGE_BODY`] long: hyper reads every body into its own
-//! buffer first, and keeping its pieces costs less than copying them into lent memory. Our own
-//! HTTP path reads bodies straight into the lent memory, so there every size is lent and a
-//! small object costs no copy at all. Only objects within reach are lent — those the budget and the lookahead
+//! Objects fetched whole (known size, at most one part) are lent memory. Through reqwest only
+//! those at least [`LARGE_BODY`] long: hyper reads every body into its own buffer first, and
+//! keeping its pieces costs less than copying them into lent memory. Our own HTTP path reads
+//! bodies straight into the lent memory, so there every size is lent and a small object costs
+//! no copy at all. Only objects within reach are lent — those the budget and the lookahead
 //! have room for now, plus [`LEND_BEYOND_ROOM`] — so lent memory stays within about what the
 //! budget would hold anyway.
+//!
+//! Large objects (several parts, up to [`LARGE_LENT_BUDGETS`] budgets long) are lent memory
+//! for the whole object too, each part written into its piece, while the consumer reads large
+//! objects whole (`read_whole`): then no part goes through a part buffer, and a new process
+//! touches no memory but its results. Parts still run within the budget, so only the bytes
+//! fetched so far are resident. A consumer that takes a large object part by part
+//! (`next_part`) would keep the whole object resident until done with it: the first time it
+//! does, lending large objects stops for the stream ([`ObjectStream::stop_lending_large`]).
 
 use super::input::Queued;
 use super::stream::ObjectStream;
@@ -17,6 +25,10 @@ use crate::memory::LARGE_BODY;
 /// Objects lent memory beyond those the budget has room for now: they start as soon as the
 /// objects handed to Python meanwhile give their share back.
 const LEND_BEYOND_ROOM: usize = 2;
+
+/// Large objects are lent memory when at most this many budgets long: a consumer that turns out
+/// to read them part by part holds at most that much of one at once.
+const LARGE_LENT_BUDGETS: u64 = 2;
 
 /// Objects looked at per [`ObjectStream::lend`] call, at most: it is called once per object,
 /// and streams of small objects (never lent) must not pay a long walk each time.
@@ -71,12 +83,17 @@ impl ObjectStream {
         } else {
             LARGE_BODY as u64
         };
-        let wants = |size: u64| (smallest..=part).contains(&size);
+        let largest = if self.lend_large {
+            s.budget.capacity().saturating_mul(LARGE_LENT_BUDGETS)
+        } else {
+            part
+        };
+        let wants_whole = |size: u64| (smallest..=part).contains(&size);
         for job in s.jobs.iter_mut() {
             if !reach.next(job.reserve) {
                 return;
             }
-            if job.range.is_none() && job.lent.is_none() && wants(job.reserve) {
+            if job.range.is_none() && job.lent.is_none() && wants_whole(job.reserve) {
                 job.lent = usize::try_from(job.reserve).ok().and_then(&mut provide);
             }
         }
@@ -91,8 +108,32 @@ impl ObjectStream {
             if !reach.next(size.unwrap_or(part)) {
                 return;
             }
-            if let Some(size) = size.filter(|s| lent.is_none() && wants(*s)) {
+            if let Some(size) = size.filter(|s| lent.is_none() && (smallest..=largest).contains(s))
+            {
                 *lent = usize::try_from(size).ok().and_then(&mut provide);
+            }
+        }
+    }
+}
+
+impl ObjectStream {
+    /// The consumer takes large objects part by part: lends them no more memory, and takes back
+    /// what was lent to those not started, so that parts it has used can be let go.
+    pub(crate) fn stop_lending_large(&mut self) {
+        if !self.lend_large {
+            return;
+        }
+        self.lend_large = false;
+        let part = self.schedule.settings.part_size;
+        self.schedule.lent_whole.clear();
+        for job in self.schedule.jobs.iter_mut().filter(|j| j.range.is_some()) {
+            job.lent = None;
+        }
+        for item in self.input.queued_mut() {
+            if let Queued::Object(request, lent) = item {
+                if request.size.is_some_and(|size| size > part) {
+                    *lent = None;
+                }
             }
         }
     }

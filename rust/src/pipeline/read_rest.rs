@@ -4,6 +4,9 @@
 //! as running, so later objects' requests wait for them; the pyo3 layer waits until every
 //! download writing into the buffer has stopped before it returns (after errors and Ctrl-C
 //! too), so Python never frees memory that is still being written.
+//!
+//! An object lent memory whole (see `lend`) needs neither: [`ObjectStream::read_whole`] waits
+//! for its parts to land in place and hands the memory back.
 
 use std::sync::Arc;
 
@@ -11,6 +14,7 @@ use super::schedule::Job;
 use super::stream::ObjectStream;
 use crate::error::{Error, Result};
 use crate::memory::destination::{Destination, Writers};
+use crate::memory::lent::Owner;
 
 impl ObjectStream {
     /// Reads the rest of object `seq`, from offset `from` (where the parts not yet taken
@@ -87,6 +91,56 @@ impl ObjectStream {
             }
         }
         Ok(total)
+    }
+
+    /// The whole of object `seq` in the memory lent to it, once every part not yet taken has
+    /// been written there and checked; `None`, with nothing taken, when it was not lent whole
+    /// or the stream has moved past it. The owner comes back only after every download into
+    /// the memory has ended.
+    ///
+    /// # Errors
+    /// The first failing part's error; the rest of the object is then cancelled.
+    pub(crate) async fn read_whole(&mut self, seq: u64) -> Result<Option<Owner>> {
+        if self.current != Some(seq) {
+            return Ok(None);
+        }
+        let s = &self.schedule;
+        let Some(owner) = s
+            .lent_whole
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, o)| o.clone())
+        else {
+            return Ok(None);
+        };
+        loop {
+            let wakeups = self.schedule.arm_wakeups();
+            self.fill();
+            if self.schedule.slots.front().is_some_and(|s| s.seq == seq) {
+                let Some(slot) = self.schedule.slots.pop_front() else {
+                    continue;
+                };
+                let (_, request, out, _reservation) = self.settle(slot).await?;
+                if out.body.lent().is_none() {
+                    // A part of a length other than its piece's (the object changed in a way
+                    // its ETag did not tell).
+                    self.schedule.discard(seq);
+                    return Err(Error::Protocol {
+                        target: self.schedule.client.target(&request.bucket, &request.key),
+                        reason: format!(
+                            "the part at offset {} has {} bytes, not the length asked for",
+                            out.offset,
+                            out.body.len()
+                        ),
+                    });
+                }
+                self.check_part(&request, out.offset, out.body.len() as u64, out.crc)?;
+            } else if self.schedule.jobs.front().is_some_and(|j| j.seq == seq) {
+                wakeups.wait().await;
+            } else {
+                return Ok(Some(owner));
+            }
+        }
     }
 
     /// `(start, end)` of every part of `seq` not yet taken — started ones (slots) first, then

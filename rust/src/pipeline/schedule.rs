@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::http::client::OssClient;
 use crate::memory::budget::{Budget, Reservation};
 use crate::memory::destination::{Destination, WriterGuard};
-use crate::memory::lent::Lent;
+use crate::memory::lent::{Lent, Owner};
 use crate::ops::get::{GetOutput, GetRequest, Sink};
 use crate::ops::range::ByteRange;
 
@@ -139,6 +139,8 @@ pub(super) struct Schedule {
     pub(super) jobs: VecDeque<Job>,
     /// Started requests and queued errors, in order.
     pub(super) slots: VecDeque<Slot>,
+    /// Large objects whose every part is written into one lent memory, by `seq`.
+    pub(super) lent_whole: VecDeque<(u64, Owner)>,
     running: Arc<AtomicUsize>,
     finished: Arc<Notify>,
     next_seq: u64,
@@ -164,6 +166,7 @@ impl Schedule {
             },
             jobs: VecDeque::new(),
             slots: VecDeque::new(),
+            lent_whole: VecDeque::new(),
             running: Arc::new(AtomicUsize::new(0)),
             finished: Arc::new(Notify::new()),
             next_seq: 0,
@@ -245,7 +248,7 @@ impl Schedule {
                 let (range, reserve, lent) = match request.size {
                     Some(size) if size > part => {
                         let etag = request.etag.clone();
-                        self.schedule_parts(seq, &request, 0, size, etag);
+                        self.schedule_parts(seq, &request, 0, size, etag, lent);
                         return true;
                     }
                     Some(size) => (None, size, lent),
@@ -273,6 +276,7 @@ impl Schedule {
     }
 
     /// Adds jobs for bytes `from..to` of object `seq`, in order, before any later object's.
+    /// With `lent` memory of exactly that length, each part is written into its piece of it.
     pub(super) fn schedule_parts(
         &mut self,
         seq: u64,
@@ -280,20 +284,31 @@ impl Schedule {
         from: u64,
         to: u64,
         etag: Option<String>,
+        lent: Option<Lent>,
     ) {
         let at = self.jobs.partition_point(|j| j.seq <= seq);
         let whole = ByteRange {
             start: from,
             end: to,
         };
+        let mut lent = lent.filter(|l| l.len() as u64 == whole.len());
+        if let Some(memory) = &lent {
+            self.lent_whole.push_back((seq, memory.owner().clone()));
+        }
         for (i, range) in whole.parts(self.settings.part_size).enumerate() {
+            let piece = lent.take().map(|memory| {
+                let (piece, rest) =
+                    memory.split(usize::try_from(range.len()).unwrap_or(usize::MAX));
+                lent = Some(rest);
+                piece
+            });
             let job = Job {
                 seq,
                 request: request.clone(),
                 range: Some(range),
                 reserve: range.len(),
                 etag: etag.clone(),
-                lent: None,
+                lent: piece,
             };
             self.jobs.insert(at + i, job);
         }
@@ -363,6 +378,7 @@ impl Schedule {
 
     /// Cancels every remaining request and job of object `seq`.
     pub(super) fn discard(&mut self, seq: u64) {
+        self.lent_whole.retain(|(s, _)| *s != seq);
         self.jobs.retain(|j| j.seq != seq);
         while self.slots.front().is_some_and(|s| s.seq == seq) {
             self.slots.pop_front();
@@ -371,6 +387,7 @@ impl Schedule {
 
     /// Cancels every request and job except those of object `current`.
     pub(super) fn keep_only(&mut self, current: Option<u64>) {
+        self.lent_whole.retain(|(s, _)| Some(*s) == current);
         self.jobs.retain(|j| Some(j.seq) == current);
         self.slots.retain(|s| Some(s.seq) == current);
     }

@@ -59,6 +59,8 @@ pub struct ObjectStream {
     pub(super) current: Option<u64>,
     /// Its bytes handed over so far, checked against its CRC-64 when the last part is in.
     assembly: Option<Assembly>,
+    /// Whether large objects are still lent memory whole (see `lend`).
+    pub(super) lend_large: bool,
 }
 
 impl std::fmt::Debug for ObjectStream {
@@ -86,6 +88,7 @@ impl ObjectStream {
             input: Input::default(),
             current: None,
             assembly: None,
+            lend_large: true,
         }
     }
 
@@ -105,6 +108,7 @@ impl ObjectStream {
             input,
             current: None,
             assembly: None,
+            lend_large: true,
         }
     }
 
@@ -171,6 +175,7 @@ impl ObjectStream {
         if self.current != Some(seq) {
             return None;
         }
+        self.stop_lending_large();
         loop {
             let wakeups = self.schedule.arm_wakeups();
             self.fill();
@@ -285,7 +290,7 @@ impl ObjectStream {
             let etag = Some(out.etag.clone());
             let to = out.object_size;
             self.schedule
-                .schedule_parts(seq, &request, fetched_to, to, etag);
+                .schedule_parts(seq, &request, fetched_to, to, etag, None);
         }
         self.fill();
         ObjectStart {

@@ -71,13 +71,19 @@ fn lend_bytes(py: Python<'_>, stream: &mut ObjectStream) {
     });
 }
 
-/// The first part as Python gets it: the filled `bytes` itself when it was lent, else a `Body`.
-fn first_part(py: Python<'_>, body: Chunks) -> PyResult<Py<PyAny>> {
-    if let Some(lent) = body
-        .lent()
-        .and_then(|o| o.clone().downcast::<LentBytes>().ok())
-    {
-        return Ok(lent.0.clone_ref(py).into_any());
+/// The `bytes` lent to a whole object, when `owner` is one.
+fn lent_bytes(py: Python<'_>, owner: &Owner) -> Option<Py<PyAny>> {
+    let lent = owner.clone().downcast::<LentBytes>().ok()?;
+    Some(lent.0.clone_ref(py).into_any())
+}
+
+/// The first part as Python gets it: the filled `bytes` itself when it is the whole object's
+/// lent memory, else a `Body` (over its piece of that memory, when the object was lent whole).
+fn first_part(py: Python<'_>, body: Chunks, size: u64) -> PyResult<Py<PyAny>> {
+    if body.len() as u64 == size {
+        if let Some(bytes) = body.lent().and_then(|owner| lent_bytes(py, owner)) {
+            return Ok(bytes);
+        }
     }
     Ok(Py::new(py, PyBody::new(body))?.into_any())
 }
@@ -184,7 +190,7 @@ impl PyObjectStream {
         };
         let start = result?;
         let more = (start.first.body.len() as u64) < start.size;
-        let first = first_part(py, start.first.body)?;
+        let first = first_part(py, start.first.body, start.size)?;
         let rest = more
             .then(|| {
                 let reader = PartReader {
@@ -231,6 +237,16 @@ impl PartReader {
                 Ok(Some((part.offset, PyBody::new(part.body))))
             }
         }
+    }
+
+    /// The whole object as one `bytes`, when its parts were written into memory lent to it
+    /// (none copied); `None`, with nothing taken, when it was not or the stream has moved on.
+    fn read_whole(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let seq = self.seq;
+        let owner = wait(py, &self.runtime, async {
+            self.stream.lock().await.read_whole(seq).await
+        })??;
+        Ok(owner.and_then(|owner| lent_bytes(py, &owner)))
     }
 
     /// Reads everything from `offset` (where the parts not yet taken begin) to the object's
