@@ -2,7 +2,9 @@
 
 Generates the workloads into a `bucket/key` tree (cached), starts nginx + the list responder
 (:mod:`servers`), then runs every (workload, client, mode) as its own process, interleaved
-(A, B, C, A, B, C, ...), `--reps` times. For each run it records objects/s and MB/s from the
+(A, B, C, A, B, C, ...), `--reps` times, each rep starting a workload's runs at another place
+(B, C, A, ...: a run over large objects depends on what the run before it freed, so no client
+always follows the same one). For each run it records objects/s and MB/s from the
 runner's own timing, and CPU seconds and peak RSS of the runner's whole process tree from the
 kernel (``wait4``: DataLoader workers are reaped by the runner, so their time is included) plus a
 sampled sum of the tree's RSS. Medians, ratios, a markdown table and a PNG go to
@@ -17,6 +19,7 @@ import argparse
 import contextlib
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import platform
@@ -565,6 +568,18 @@ def ratios(rows: list[Row]) -> list[dict[str, str]]:
     return out
 
 
+def rotated(
+    steps: list[tuple[Workload, Client, str]], rep: int, reps: int
+) -> list[tuple[Workload, Client, str]]:
+    """The steps of each workload, in order, rotated to start `rep / reps` of the way in."""
+    out: list[tuple[Workload, Client, str]] = []
+    for _, group in itertools.groupby(steps, key=lambda s: s[0].name):
+        runs = list(group)
+        at = rep * len(runs) // reps
+        out += runs[at:] + runs[:at]
+    return out
+
+
 def markdown(rows: list[Row], reps: int) -> str:
     head = (
         "| workload | mode | client | objects/s | MB/s | MB/s min-max | CPU s/GB | peak RSS MiB | "
@@ -836,7 +851,7 @@ def main() -> None:
             flush=True,
         )
         for rep in range(reps):
-            for w, c, mode in steps:
+            for w, c, mode in rotated(steps, rep, reps):
                 record: dict[str, Any] = {
                     "workload": w.name,
                     "client": c.name,
