@@ -2,13 +2,13 @@
 
 Generates the workloads into a `bucket/key` tree (cached), starts nginx + the list responder
 (:mod:`servers`), then runs every (workload, client, mode) as its own process, interleaved
-(A, B, C, A, B, C, ...), `--reps` times, each rep starting a workload's runs at another place
-(B, C, A, ...: a run over large objects depends on what the run before it freed, so no client
-always follows the same one). For each run it records objects/s and MB/s from the
-runner's own timing, and CPU seconds and peak RSS of the runner's whole process tree from the
-kernel (``wait4``: DataLoader workers are reaped by the runner, so their time is included) plus a
-sampled sum of the tree's RSS. Medians, ratios, a markdown table and a PNG go to
-``benches/results/`` and into ``BENCHMARKS.md``.
+(A, B, C, A, C, B, ...), `--reps` times: the first rep in the planned order, each later one in
+its own seeded shuffle of each workload's runs (a run over large objects depends on what the
+run before it freed, so no client may always follow the same one). For each run it records
+objects/s and MB/s from the runner's own timing, and CPU seconds and peak RSS of the runner's
+whole process tree from the kernel (``wait4``: DataLoader workers are reaped by the runner, so
+their time is included) plus a sampled sum of the tree's RSS. Medians, ratios, a markdown
+table and a PNG go to ``benches/results/`` and into ``BENCHMARKS.md``.
 
 Run through ``bash benches/run.sh [--quick]``, which prepares the environments.
 """
@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -568,15 +569,17 @@ def ratios(rows: list[Row]) -> list[dict[str, str]]:
     return out
 
 
-def rotated(
-    steps: list[tuple[Workload, Client, str]], rep: int, reps: int
+def reordered(
+    steps: list[tuple[Workload, Client, str]], rep: int
 ) -> list[tuple[Workload, Client, str]]:
-    """The steps of each workload, in order, rotated to start `rep / reps` of the way in."""
+    """The steps of each workload, workloads in order: as planned in rep 0, then shuffled with
+    the rep as the seed (the same order for the same rep in every run)."""
     out: list[tuple[Workload, Client, str]] = []
     for _, group in itertools.groupby(steps, key=lambda s: s[0].name):
         runs = list(group)
-        at = rep * len(runs) // reps
-        out += runs[at:] + runs[:at]
+        if rep:
+            random.Random(rep).shuffle(runs)
+        out += runs
     return out
 
 
@@ -851,7 +854,7 @@ def main() -> None:
             flush=True,
         )
         for rep in range(reps):
-            for w, c, mode in rotated(steps, rep, reps):
+            for w, c, mode in reordered(steps, rep):
                 record: dict[str, Any] = {
                     "workload": w.name,
                     "client": c.name,
