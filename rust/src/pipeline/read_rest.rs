@@ -10,11 +10,13 @@
 
 use std::sync::Arc;
 
+use super::input::ObjectRequest;
 use super::schedule::Job;
 use super::stream::ObjectStream;
 use crate::error::{Error, Result};
 use crate::memory::destination::{Destination, Writers};
 use crate::memory::lent::Owner;
+use crate::ops::get::GetOutput;
 
 impl ObjectStream {
     /// Reads the rest of object `seq`, from offset `from` (where the parts not yet taken
@@ -65,16 +67,7 @@ impl ObjectStream {
             };
             let (_, request, out, _reservation) = self.settle(slot).await?;
             if out.body.len() != piece.len() {
-                self.schedule.discard(seq);
-                return Err(Error::Protocol {
-                    target: self.schedule.client.target(&request.bucket, &request.key),
-                    reason: format!(
-                        "the part at offset {} has {} bytes, {} expected",
-                        out.offset,
-                        out.body.len(),
-                        piece.len()
-                    ),
-                });
+                return Err(self.wrong_length(seq, &request, &out, Some(piece.len())));
             }
             out.body.copy_to(0, piece.as_mut_slice());
             self.check_part(&request, out.offset, piece.len() as u64, out.crc)?;
@@ -122,17 +115,8 @@ impl ObjectStream {
                 };
                 let (_, request, out, _reservation) = self.settle(slot).await?;
                 if out.body.lent().is_none() {
-                    // A part of a length other than its piece's (the object changed in a way
-                    // its ETag did not tell).
-                    self.schedule.discard(seq);
-                    return Err(Error::Protocol {
-                        target: self.schedule.client.target(&request.bucket, &request.key),
-                        reason: format!(
-                            "the part at offset {} has {} bytes, not the length asked for",
-                            out.offset,
-                            out.body.len()
-                        ),
-                    });
+                    // Not written in place: a length other than its piece's.
+                    return Err(self.wrong_length(seq, &request, &out, None));
                 }
                 self.check_part(&request, out.offset, out.body.len() as u64, out.crc)?;
             } else if self.schedule.jobs.front().is_some_and(|j| j.seq == seq) {
@@ -140,6 +124,27 @@ impl ObjectStream {
             } else {
                 return Ok(Some(owner));
             }
+        }
+    }
+
+    /// A part of object `seq` of another length than asked (`expected`, when known): cancels
+    /// the rest of the object and names it.
+    fn wrong_length(
+        &mut self,
+        seq: u64,
+        request: &ObjectRequest,
+        out: &GetOutput,
+        expected: Option<usize>,
+    ) -> Error {
+        self.schedule.discard(seq);
+        let expected = expected.map_or("another length".to_owned(), |n| format!("{n}"));
+        Error::Protocol {
+            target: self.schedule.client.target(&request.bucket, &request.key),
+            reason: format!(
+                "the part at offset {} has {} bytes, {expected} expected",
+                out.offset,
+                out.body.len()
+            ),
         }
     }
 
