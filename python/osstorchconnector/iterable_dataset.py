@@ -281,7 +281,10 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
         for obj in self._open(self._factory, Pass(index, count, skip, epoch, seed)):
             position["yielded"] += 1  # counted before the consumer has it: a state taken then
             # (as StatefulDataLoader takes it, after a batch) marks it as had
-            yield transform(obj)
+            out = transform(obj)
+            del obj  # neither this frame nor its result between yields keeps a consumed
+            yield out  # object (and its memory) alive while the next one is fetched
+            del out
 
 
 def streamed_objects(factory: ClientFactory, stream: ObjectStream) -> Iterator[DataObject]:
@@ -289,7 +292,7 @@ def streamed_objects(factory: ClientFactory, stream: ObjectStream) -> Iterator[D
     ranges = RangeFetcher(factory)
     try:
         for item in stream:
-            yield DataObject(
+            obj = DataObject(
                 item.key,
                 item.size,
                 item.label,
@@ -299,6 +302,9 @@ def streamed_objects(factory: ClientFactory, stream: ObjectStream) -> Iterator[D
                 rest=item.rest,
                 ranges=ranges,
             )
+            del item
+            yield obj
+            del obj
     finally:
         # The loop ended or was abandoned: stop prefetching now rather than when the stream
         # is collected (a kept large object may hold it for a long time).

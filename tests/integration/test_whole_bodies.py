@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +151,35 @@ def test_large_objects_stop_coming_back_in_one_bytes_once_one_is_read_in_pieces(
             assert obj.read() is not data, f"{obj.key}: read through part buffers, not lent"
     finally:
         oss_server.control("POST", "delay", {"delay_ms": 0})
+
+
+@pytest.mark.parametrize("size", [3 * MIB, 9 * MIB], ids=["whole", "in-parts"])
+def test_an_object_read_and_dropped_is_let_go_before_the_next_one_arrives(
+    oss_server: OssServer, bucket: str, options: dict[str, Any], size: int
+) -> None:
+    """Once the loop asks for the next object, nothing of the dataset's keeps the previous
+    object's bytes: its memory is free while the next one is still on its way (the next one's
+    parts would otherwise fault in fresh memory beside it)."""
+    content = oss_server.put_random(bucket, {"drop/a": size, "drop/b": MIB})
+    # The next object answers only after a while, so the loop waits in next() meanwhile.
+    oss_server.set_faults(bucket=bucket, keys_prefix="drop/b", p_stall=1.0, stall_s=1.5)
+    try:
+        it = iter(OssIterableDataset.from_prefix(f"oss://{bucket}/drop/", **options))
+        first = next(it)
+        data = first.read()
+        assert data == content["drop/a"]
+        del first
+        held_while_waiting: list[int] = []
+
+        def watch() -> None:
+            time.sleep(0.5)  # next() below is waiting for the stalled object by then
+            held_while_waiting.append(sys.getrefcount(data) - 2)  # minus `data` and the arg
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        second = next(it)
+        watcher.join()
+        assert second.read() == content["drop/b"]
+    finally:
+        oss_server.clear_faults()
+    assert held_while_waiting == [0], "references to the previous object's bytes beside ours"

@@ -137,15 +137,23 @@ impl ObjectStream {
         }
     }
 
+    /// Cancels what is left of the object being read and lets go of memory lent to it. The
+    /// Python layer calls it holding the GIL before it waits for the next object: a `bytes`
+    /// let go without the GIL is only freed once the waiting thread takes the GIL again (up to
+    /// 100 ms later), and the next object's parts would meanwhile fault in fresh memory.
+    pub fn leave_current(&mut self) {
+        if let Some(previous) = self.current.take() {
+            self.schedule.discard(previous);
+        }
+    }
+
     /// The next object's first part, in input order; `None` when everything queued has been
     /// returned. What is left of the previous object is cancelled.
     ///
     /// # Errors
     /// The object's GET error, a listing error, or an error queued with `push_error`.
     pub async fn next_object(&mut self) -> Option<Result<ObjectStart>> {
-        if let Some(previous) = self.current.take() {
-            self.schedule.discard(previous);
-        }
+        self.leave_current();
         self.assembly = None;
         loop {
             let wakeups = self.schedule.arm_wakeups();

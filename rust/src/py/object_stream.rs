@@ -179,6 +179,8 @@ impl PyObjectStream {
         {
             // Uncontended unless a PartReader of this stream is reading on another thread.
             let mut stream = py.detach(|| shared.blocking_lock());
+            // Under the GIL, so that the previous object's `bytes` is freed now, not during the wait.
+            stream.leave_current();
             self.refill(py, &mut stream)?;
             lend_bytes(py, &mut stream);
         }
