@@ -6,10 +6,13 @@
  * these sizes is a fresh mmap, as for a Python `bytes` of that size), its ranges are fetched
  * over CONNS keep-alive connections at once, then the buffer is freed, as a training loop drops
  * the object it has used. With `reuse`, one buffer serves every object: the same socket reads
- * into memory that is already mapped, which is what wrk measures.
+ * into memory that is already mapped, which is what wrk measures. With `hold`, each buffer is
+ * freed only once the next object is in: a reader that fetches the next object while the
+ * previous one is still in use (as a prefetching dataset does) never writes into pages the
+ * previous object just gave back, and pays fresh memory for every object.
  *
  *   cc -O2 -pthread -o fresh_recv benches/fresh_recv.c
- *   ./fresh_recv HOST PORT PATHS_FILE CONNS PART_BYTES [reuse|huge]
+ *   ./fresh_recv HOST PORT PATHS_FILE CONNS PART_BYTES [reuse|huge|hold]
  *
  * PATHS_FILE holds one URL path per line, as the harness writes them for wrk. Prints one JSON
  * line: objects, bytes, seconds, MB/s, CPU seconds. The server must answer Range requests with
@@ -139,7 +142,7 @@ static double cpu(void) {
 
 int main(int argc, char **argv) {
   if (argc < 6) {
-    fprintf(stderr, "usage: %s HOST PORT PATHS_FILE CONNS PART_BYTES [reuse|huge]\n", argv[0]);
+    fprintf(stderr, "usage: %s HOST PORT PATHS_FILE CONNS PART_BYTES [reuse|huge|hold]\n", argv[0]);
     return 2;
   }
   host = argv[1];
@@ -148,6 +151,7 @@ int main(int argc, char **argv) {
   long part = atol(argv[5]);
   int reuse = argc > 6 && strcmp(argv[6], "reuse") == 0;
   int huge = argc > 6 && strcmp(argv[6], "huge") == 0;
+  int hold = argc > 6 && strcmp(argv[6], "hold") == 0;
   FILE *f = fopen(argv[3], "r");
   if (!f) die(argv[3]);
   char *paths[4096];
@@ -175,7 +179,7 @@ int main(int argc, char **argv) {
   if (conns < 1 || conns > 256) return 2;
   for (int i = 0; i < conns; i++) pthread_create(&threads[i], NULL, worker, NULL);
 
-  char *reused = NULL;
+  char *reused = NULL, *held = NULL;
   if (reuse) {
     reused = malloc(largest);
     memset(reused, 1, largest); /* mapped and touched before the clock starts */
@@ -195,9 +199,13 @@ int main(int argc, char **argv) {
     bytes += sizes[i];
     if (huge)
       munmap(current.buf, mapped);
-    else if (!reuse)
+    else if (hold) {
+      free(held);
+      held = current.buf;
+    } else if (!reuse)
       free(current.buf);
   }
+  free(held);
   double seconds = now() - t0, used = cpu() - cpu0;
   stop = 1;
   pthread_barrier_wait(&start_line);
@@ -205,7 +213,7 @@ int main(int argc, char **argv) {
   printf("{\"objects\": %d, \"bytes\": %ld, \"seconds\": %.4f, \"mb_s\": %.1f, "
          "\"cpu_s\": %.3f, \"memory\": \"%s\", \"conns\": %d, \"part\": %ld}\n",
          count, bytes, seconds, bytes / seconds / 1e6, used,
-         reuse ? "reused" : huge ? "fresh, huge pages" : "fresh", conns,
+         reuse ? "reused" : huge ? "fresh, huge pages" : hold ? "fresh, previous held" : "fresh", conns,
          part);
   return 0;
 }

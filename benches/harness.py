@@ -212,6 +212,7 @@ class Client:
     concurrency: int = 0  # written into the OSS config when > 0
     connections: int = 0  # wrk
     processes: int = 1  # fresh_recv
+    hold_previous: bool = False  # fresh_recv
     warm_epochs: int = 0  # untimed epochs in the same process before the timed one
     scheme: str = "oss"  # ours: the URIs' scheme, so the protocol (s3: AWS SigV4, S3 XML)
 
@@ -233,6 +234,9 @@ WARM = "ours 2nd epoch"
 # and the same in the DataLoader's shape (two processes at once), the ceiling of its mode.
 FRESH = "C recv, fresh memory"
 FRESH_LOADER = "C recv, fresh memory, 2 processes"
+# The same, each buffer freed only after the next object is in (as a prefetching reader holds
+# the consumer's object while it fetches the next): no object reuses the pages just freed.
+FRESH_HELD = "C recv, previous held, 2 processes"
 # Objects this large are each a new mapping of their own, whose first touch is the cost that
 # bounds a first pass; before every run over them the machine idles COLD_PAUSE_S, so that
 # every client starts with the memory the previous one freed handed back to the host (a VM
@@ -275,6 +279,17 @@ def clients(quick: bool, w: Workload) -> list[Client]:
         out.append(Client(FRESH, "fresh_recv.py", peers, ("ceiling",), connections=8))
         out.append(
             Client(FRESH_LOADER, "fresh_recv.py", peers, ("ceiling",), connections=8, processes=2)
+        )
+        out.append(
+            Client(
+                FRESH_HELD,
+                "fresh_recv.py",
+                peers,
+                ("ceiling",),
+                connections=8,
+                processes=2,
+                hold_previous=True,
+            )
         )
     return out
 
@@ -361,6 +376,8 @@ def command(env: Env, w: Workload, c: Client, mode: str) -> tuple[list[str], dic
             "--processes",
             str(c.processes),
         ]
+        if c.hold_previous:
+            args.append("--hold-previous")
     if c.script == "wrk.py":
         args[args.index("--max-seconds") + 1] = str(min(w.max_seconds, 5.0))
     return [str(c.python), script, *args], environ
@@ -565,6 +582,8 @@ def ratios(rows: list[Row]) -> list[dict[str, str]]:
         # Each mode against the ceiling of its shape: one process, or two at once.
         fresh = by.get((r.workload, FRESH_LOADER if r.mode == "loader" else FRESH, "ceiling"))
         entry["% of fresh-memory ceiling"] = share(r.mb_s, fresh.mb_s) if fresh else "-"
+        held = by.get((r.workload, FRESH_HELD, "ceiling")) if r.mode == "loader" else None
+        entry["% of previous-held ceiling"] = share(r.mb_s, held.mb_s) if held else "-"
         out.append(entry)
     return out
 
@@ -615,7 +634,8 @@ def markdown(rows: list[Row], reps: int) -> str:
         "connector's (< 1 means ours uses less), and its MB/s as a share of the best wrk "
         "ceiling of that workload and, for large objects, of the fresh-memory ceiling (recv() "
         "into a new buffer per object, benches/fresh_recv.c; for the DataLoader mode, two such "
-        "processes at once):\n\n" + rtable + "\n"
+        "processes at once, and the same with each buffer freed only after the next object is "
+        "in):\n\n" + rtable + "\n"
     )
 
 

@@ -46,6 +46,11 @@ def parse_args(
     p.add_argument("--threads", type=int, default=16, help="boto3 thread pool size")
     p.add_argument("--processes", type=int, default=1, help="fresh_recv: processes at once")
     p.add_argument(
+        "--hold-previous",
+        action="store_true",
+        help="fresh_recv: free each object's buffer only once the next object is in",
+    )
+    p.add_argument(
         "--warm-epochs", type=int, default=0, help="untimed epochs before the timed one (single)"
     )
     return p.parse_args()

@@ -8,6 +8,10 @@ With `--processes 2`, the DataLoader's shape: two programs at once, object i rea
 i % 2 (as the workers share a listing), started by a process that has imported torch (as a
 DataLoader's workers are, and torch's memory is what the workers' first touches compete with);
 MB/s is all bytes over the slower program's seconds.
+
+With `--hold-previous`, each object's buffer is freed only once the next object is in, as by a
+reader that fetches the next object while the consumer still holds the previous one: no object
+lands in pages the previous one just gave back.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ def body(args: argparse.Namespace) -> dict[str, Any]:
     exe = binary(Path(args.paths_file).parent)
     programs = [
         subprocess.Popen(
-            [str(exe), host, port, str(paths), str(args.connections), str(PART)],
+            [str(exe), host, port, str(paths), str(args.connections), str(PART)]
+            + (["hold"] if args.hold_previous else []),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
