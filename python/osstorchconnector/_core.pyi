@@ -241,5 +241,8 @@ class ObjectStream(Iterator[StreamedObject]):
 
     def __iter__(self) -> ObjectStream: ...
     def __next__(self) -> StreamedObject: ...
+    def one_large_at_a_time(self) -> None:
+        """From now on, while the consumer is on a large object lent memory whole, later
+        objects' requests wait until it moves on (for a stream in one of several workers)."""
     def close(self) -> None:
         """Cancels all prefetching except the rest of the current object."""

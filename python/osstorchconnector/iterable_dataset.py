@@ -290,6 +290,12 @@ class OssIterableDataset(IterableDatasetBase):  # type: ignore[misc]
 def streamed_objects(factory: ClientFactory, stream: ObjectStream) -> Iterator[DataObject]:
     """The stream's objects as DataObjects (readable by range once the stream has moved on)."""
     ranges = RangeFetcher(factory)
+    info = get_worker_info()
+    if info is not None and info.num_workers > 1:
+        # The workers fetch objects side by side; one that also fetched its next large object
+        # while its consumer held the current one would land it in fresh memory (see the Rust
+        # ObjectStream::one_large_at_a_time).
+        stream.one_large_at_a_time()
     try:
         for item in stream:
             obj = DataObject(

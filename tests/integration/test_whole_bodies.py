@@ -183,3 +183,50 @@ def test_an_object_read_and_dropped_is_let_go_before_the_next_one_arrives(
     finally:
         oss_server.clear_faults()
     assert held_while_waiting == [0], "references to the previous object's bytes beside ours"
+
+
+def _read_whole(obj: Any) -> bytes:
+    return bytes(obj.read())
+
+
+def test_each_dataloader_worker_fetches_one_large_object_at_a_time(
+    oss_server: OssServer, bucket: str, options: dict[str, Any]
+) -> None:
+    """With several DataLoader workers, a worker on a large object read whole asks nothing of
+    its next object until its consumer moves on (the workers already fetch side by side, and
+    fetching ahead lands the next object in fresh memory beside the current one)."""
+    torch = pytest.importorskip("torch")
+    sizes = {f"ahead/{i}": 9 * MIB + i for i in range(4)}  # 3 parts each; worker 0: 0 and 2
+    content = oss_server.put_random(bucket, sizes)
+    # ahead/0 answers late: worker 0 is on it while worker 1 reads ahead/1 and ahead/3.
+    oss_server.set_faults(bucket=bucket, keys_prefix="ahead/0", p_stall=1.0, stall_s=4)
+    gets_answered: list[int] = []
+
+    def answered() -> int:
+        ops = oss_server.control("GET", "stats?timeline=0")["operations"]
+        return int(ops.get("GetObject", {}).get("requests", 0))
+
+    def watch() -> None:
+        # Worker 1's six parts answered, then a while longer: any part of ahead/2 asked for
+        # by then (worker 0 fetching ahead) has been answered too.
+        deadline = time.monotonic() + 3
+        while answered() < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        gets_answered.append(answered())
+
+    try:
+        oss_server.reset_stats()
+        dataset = OssIterableDataset.from_prefix(
+            f"oss://{bucket}/ahead/", transform=_read_whole, **options
+        )
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        got = list(loader)
+        watcher.join()
+    finally:
+        oss_server.clear_faults()
+    assert sorted(got) == sorted(content.values())
+    # Worker 1's 6 parts; ahead/0's 3 are still stalled; ahead/2 not asked for yet.
+    assert gets_answered == [6]

@@ -141,6 +141,9 @@ pub(super) struct Schedule {
     pub(super) slots: VecDeque<Slot>,
     /// Large objects whose every part is written into one lent memory, by `seq`.
     pub(super) lent_whole: VecDeque<(u64, Owner)>,
+    /// Later objects wait while the consumer is on one of `lent_whole`
+    /// ([`ObjectStream::one_large_at_a_time`](super::ObjectStream::one_large_at_a_time)).
+    pub(super) one_large_at_a_time: bool,
     running: Arc<AtomicUsize>,
     finished: Arc<Notify>,
     next_seq: u64,
@@ -167,6 +170,7 @@ impl Schedule {
             jobs: VecDeque::new(),
             slots: VecDeque::new(),
             lent_whole: VecDeque::new(),
+            one_large_at_a_time: false,
             running: Arc::new(AtomicUsize::new(0)),
             finished: Arc::new(Notify::new()),
             next_seq: 0,
@@ -187,6 +191,11 @@ impl Schedule {
         Wakeups { finished, released }
     }
 
+    /// Whether object `seq` is a large object lent whole.
+    fn on_lent_whole(&self, seq: Option<u64>) -> bool {
+        seq.is_some_and(|seq| self.lent_whole.iter().any(|(s, _)| *s == seq))
+    }
+
     /// Whether any request of object `seq` is in flight or waiting to be taken.
     fn holds(&self, seq: Option<u64>) -> bool {
         self.slots.iter().any(|s| Some(s.seq) == seq)
@@ -203,6 +212,11 @@ impl Schedule {
                 return;
             };
             let for_current = Some(job.seq) == current;
+            // The object the consumer is on, or else the first one it will get.
+            let head = current.or_else(|| self.slots.front().map(|s| s.seq));
+            if self.one_large_at_a_time && Some(job.seq) != head && self.on_lent_whole(head) {
+                return;
+            }
             // Tasks backing off between attempts count here too; the client's adaptive gate
             // decides how many of them may have a request on the wire.
             if self.running() >= self.settings.concurrency

@@ -160,6 +160,13 @@ impl PyObjectStream {
         slf
     }
 
+    /// Later objects wait while the consumer is on a large object lent whole (for a stream in
+    /// one of several DataLoader workers; see `ObjectStream::one_large_at_a_time`).
+    fn one_large_at_a_time(&self, py: Python<'_>) {
+        let shared = self.stream.clone();
+        py.detach(|| shared.blocking_lock().one_large_at_a_time());
+    }
+
     /// Cancels all prefetching except the rest of the current object (the loop is over).
     fn close(&mut self, py: Python<'_>) {
         self.source = None;
