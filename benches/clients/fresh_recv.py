@@ -12,6 +12,10 @@ MB/s is all bytes over the slower program's seconds.
 With `--hold-previous`, each object's buffer is freed only once the next object is in, as by a
 reader that fetches the next object while the consumer still holds the previous one: no object
 lands in pages the previous one just gave back.
+
+Also with `--processes 2`: `loader_start_s`, the seconds an empty DataLoader of as many workers
+takes (timed after the programs), which the DataLoader mode's clock includes and the programs'
+do not.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import json
 import resource
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +54,22 @@ def shares(paths_file: Path, processes: int) -> list[Path]:
     return out
 
 
+def empty_loader_seconds(workers: int) -> float:
+    """What a DataLoader of `workers` workers takes with nothing to load: starting and joining
+    its workers, which the DataLoader mode's clock counts and the C programs' clocks do not.
+    Timed after the programs, so that its workers' memory does not change theirs."""
+    import torch.utils.data
+
+    class Nothing(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            return iter(())
+
+    start = time.perf_counter()
+    for _ in torch.utils.data.DataLoader(Nothing(), batch_size=256, num_workers=workers):
+        pass
+    return time.perf_counter() - start
+
+
 def body(args: argparse.Namespace) -> dict[str, Any]:
     if args.processes > 1:
         import torch  # noqa: F401  (see the module docstring)
@@ -71,7 +92,9 @@ def body(args: argparse.Namespace) -> dict[str, Any]:
         if program.returncode != 0:
             raise SystemExit(f"fresh_recv failed ({program.returncode}):\n{out}\n{err}")
         results.append(json.loads(out.strip().splitlines()[-1]))
+    loader_start = empty_loader_seconds(args.processes) if args.processes > 1 else 0.0
     return {
+        "loader_start_s": loader_start,
         "objects": sum(s["objects"] for s in results),
         "bytes": sum(s["bytes"] for s in results),
         "seconds": max(s["seconds"] for s in results),
