@@ -486,8 +486,8 @@ class Row:
     rss_sum_mib: float
     complete: bool
     note: str = ""
-    # fresh_recv in the DataLoader's shape: its MB/s had its clock also counted the start of
-    # an empty DataLoader of as many workers, as the DataLoader mode's clock does
+    # fresh_recv in the DataLoader's shape: its MB/s with the start of an empty DataLoader of
+    # as many workers added to its seconds (the DataLoader mode's clock counts that start)
     mb_s_with_loader_start: float = float("nan")
 
 

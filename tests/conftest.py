@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -174,6 +175,17 @@ class OssServer:
         in_flight, max_in_flight, bytes_sent, bytes_received, connections_open/_total."""
         result: dict[str, Any] = self.control("GET", "stats")
         return result
+
+    def settled_stats(self, wait_s: float) -> dict[str, Any]:
+        """The counters once no request is in flight, waiting up to `wait_s`: the server counts
+        a request when it is done with it, which the client that got its answer (or a reset)
+        may see first; a request stalled on purpose stays in flight."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            result: dict[str, Any] = self.control("GET", "stats?timeline=0")
+            if result["in_flight"] == 0 or time.monotonic() > deadline:
+                return result
+            time.sleep(0.01)
 
     def reset_stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self.control("POST", "stats/reset", {})

@@ -208,14 +208,7 @@ def outcome(ex: Exchange) -> str:
 
 
 def stats(server: OssServer) -> dict[str, Any]:
-    """The counters once no request is in flight: a request is counted after its answer went
-    out, so a client can see an answer before the server has counted it."""
-    deadline = time.monotonic() + 5
-    while True:
-        result: dict[str, Any] = server.control("GET", "stats?timeline=0")
-        if result["in_flight"] == 0 or time.monotonic() > deadline:
-            return result
-        time.sleep(0.01)
+    return server.settled_stats(5)
 
 
 # -- the control API ------------------------------------------------------------------------

@@ -96,15 +96,7 @@ def service_error(info: pytest.ExceptionInfo[Any]) -> tuple[int, str]:
 
 
 def stats(server: OssServer) -> dict[str, Any]:
-    """The counters once no request is in flight: the server counts a request when it is done
-    with it, which the client that got its answer (or a reset) may see first. Waits up to 2 s
-    (a request stalled on purpose stays in flight)."""
-    deadline = time.monotonic() + 2
-    while True:
-        result: dict[str, Any] = server.control("GET", "stats?timeline=0")
-        if result["in_flight"] == 0 or time.monotonic() > deadline:
-            return result
-        time.sleep(0.01)
+    return server.settled_stats(2)
 
 
 def stats_when(server: OssServer, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:

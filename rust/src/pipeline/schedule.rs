@@ -191,9 +191,11 @@ impl Schedule {
         Wakeups { finished, released }
     }
 
-    /// Whether object `seq` is a large object lent whole.
-    fn on_lent_whole(&self, seq: Option<u64>) -> bool {
-        seq.is_some_and(|seq| self.lent_whole.iter().any(|(s, _)| *s == seq))
+    /// Whether a job of object `seq` must wait for the consumer to move on: the object it is
+    /// on (`current`), or else the first one it will get, is another, lent whole.
+    fn waits_for_large(&self, seq: u64, current: Option<u64>) -> bool {
+        let head = current.or_else(|| self.slots.front().map(|s| s.seq));
+        head.is_some_and(|head| head != seq && self.lent_whole.iter().any(|(s, _)| *s == head))
     }
 
     /// Whether any request of object `seq` is in flight or waiting to be taken.
@@ -212,9 +214,7 @@ impl Schedule {
                 return;
             };
             let for_current = Some(job.seq) == current;
-            // The object the consumer is on, or else the first one it will get.
-            let head = current.or_else(|| self.slots.front().map(|s| s.seq));
-            if self.one_large_at_a_time && Some(job.seq) != head && self.on_lent_whole(head) {
+            if self.one_large_at_a_time && self.waits_for_large(job.seq, current) {
                 return;
             }
             // Tasks backing off between attempts count here too; the client's adaptive gate
