@@ -36,7 +36,6 @@ import os
 import re
 import tempfile
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Iterator
@@ -50,7 +49,38 @@ from ._torch import get_worker_info
 _PREFIX = "osstorchconnector-listing-"
 _ESCAPED = re.compile(rb"\\(.)")
 _WAIT_FIRST_S = 0.001
-_WAIT_MAX_S = 0.02
+# A worker of another process learns of a new page only by looking; a page it waits for is
+# what its next GETs need, so it looks often (a failed look is a seek and a read).
+_WAIT_MAX_S = 0.004
+
+
+class _Written:
+    """Wakes this process's readers when one of its listers has written a block: the worker
+    that lists also reads, and polling cost it up to half its listing time again."""
+
+    def __init__(self) -> None:
+        self.blocks = 0
+        self.condition = threading.Condition()
+
+    def add(self) -> None:
+        with self.condition:
+            self.blocks += 1
+            self.condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self.condition:
+            self.condition.wait_for(lambda: self.blocks != seen, timeout)
+
+
+_written = _Written()
+
+
+def _renew_written() -> None:
+    global _written  # a lister thread of the parent may have held its lock at the fork
+    _written = _Written()
+
+
+os.register_at_fork(after_in_child=_renew_written)
 
 
 @dataclass(frozen=True)
@@ -170,12 +200,14 @@ def _list_into(client: Client, bucket: str, prefix: str, fd: int, token: str | N
             if token is None:
                 os.write(fd, b"E\n")
                 return
+            _written.add()
     except Exception as e:
         kind = type(e).__name__ if isinstance(e, exceptions.OssError) else "OssError"
         body = json.dumps({"type": kind, "message": str(e)}).encode()
         os.write(fd, b"X %d\n" % len(body) + body)
     finally:
         os.close(fd)  # releases the lock
+        _written.add()
 
 
 def _page_block(items: list[tuple[str, int, str]], token: str | None) -> bytes:
@@ -197,13 +229,14 @@ def _pages(client: Client, bucket: str, prefix: str, reader: Any, path: str) -> 
     token: bytes | None = None  # after the last page read; None before the first
     wait = _WAIT_FIRST_S
     while True:
+        seen = _written.blocks
         reader.seek(offset)
         head = reader.readline()
         block = _block(head, reader)
         if block is None:  # not (wholly) written yet
             if _take_over(client, bucket, prefix, path, offset, token):
                 continue
-            time.sleep(wait)
+            _written.wait(seen, wait)
             wait = min(wait * 2, _WAIT_MAX_S)
             continue
         wait = _WAIT_FIRST_S

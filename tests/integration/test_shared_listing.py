@@ -152,3 +152,39 @@ def test_a_killed_lister_is_replaced(
     got = [uri for uri, _, _ in reader.entries(client, listed_bucket, "l/", 0, 0, 1)]
     assert got == [f"oss://{listed_bucket}/{k}" for k in KEYS]
     assert lists(oss_server) == PAGES - 1  # resumed from the page the killed lister wrote
+
+
+def test_the_listing_process_reads_each_page_as_its_lister_writes_it(
+    oss_server: OssServer,
+    listed_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker that lists also reads: it is woken by its lister's pages, not by a polling
+    clock (which here would first look again after 10 minutes)."""
+    import threading
+
+    from osstorchconnector import _shared_listing
+    from osstorchconnector._client import ClientFactory
+
+    monkeypatch.setattr(_shared_listing, "_WAIT_FIRST_S", 600.0)
+    monkeypatch.setattr(_shared_listing, "_WAIT_MAX_S", 600.0)
+    cred = str(oss_server.write_cred_file(tmp_path / "c.json"))
+    client = ClientFactory(oss_server.endpoint, region=oss_server.region, cred_path=cred).get()
+    shared = _shared_listing.SharedListing()
+    shared.directory = str(tmp_path)
+    got: list[str] = []
+
+    def read() -> None:
+        got.extend(uri for uri, _, _ in shared.entries(client, listed_bucket, "l/", 0, 0, 1))
+
+    # Each page takes 0.3 s, so the reader finds the file without its next page every time.
+    oss_server.set_faults(scope="list", p_stall=1.0, stall_s=0.3)
+    try:
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout=60)
+    finally:
+        oss_server.clear_faults()
+    assert not reader.is_alive(), f"the reader still waits after {len(got)} entries"
+    assert got == [f"oss://{listed_bucket}/{k}" for k in KEYS]
