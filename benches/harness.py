@@ -67,6 +67,10 @@ class Workload:
     max_seconds: float = 60.0  # each run stops by itself after this (counted as incomplete)
     map: bool = False  # also run the map-style datasets (DataLoader with shuffle=True)
     tar: bool = False  # the objects are the members of one tar archive, read through its index
+    # Repetitions when more than the run's default: a first pass over large objects moves by
+    # +-30 % from one run to the next with the host's memory (BENCHMARKS.md, issue 17), and the
+    # median of three such runs moved by more than the differences this workload is read for.
+    reps: int = 0
 
     @property
     def label(self) -> str:
@@ -92,7 +96,7 @@ def workloads(quick: bool) -> list[Workload]:
     return [
         Workload("small", "small/", 10_000, 100 * KIB, map=True),
         Workload("medium", "medium/", 256, 4 * MIB),
-        Workload("large", "large/", 4, 256 * MIB),
+        Workload("large", "large/", 4, 256 * MIB, reps=7),
         Workload("small-20ms", "small/", 10_000, 100 * KIB, latency=True, max_seconds=10),
         Workload("tar", "tar/", 10_000, 100 * KIB, tar=True),
     ]
@@ -614,7 +618,15 @@ def reordered(
     return out
 
 
-def markdown(rows: list[Row], reps: int) -> str:
+def _counted(rows: list[Row]) -> str:
+    """How many runs each median is of: one number, or the default and the exceptions."""
+    per_workload = {r.label: r.runs for r in rows}
+    common = statistics.mode(per_workload.values()) if per_workload else 0
+    more = [f"{n} for {label}" for label, n in per_workload.items() if n != common]
+    return f"{common}" + (f" ({', '.join(more)})" if more else "")
+
+
+def markdown(rows: list[Row]) -> str:
     head = (
         "| workload | mode | client | objects/s | MB/s | MB/s min-max | CPU s/GB | peak RSS MiB | "
         "RSS - baseline MiB | tree RSS MiB | runs |\n"
@@ -639,7 +651,7 @@ def markdown(rows: list[Row], reps: int) -> str:
     else:
         rtable = "(no ratios: our client did not run)"
     return (
-        f"Medians of {reps} interleaved run(s) each.\n\n{head}"
+        f"Medians of {_counted(rows)} interleaved run(s) each.\n\n{head}"
         + "\n".join(lines)
         + "\n\nRatios of our client's medians to each peer's (objects/s, same workload and "
         "mode, same run; > 1 means ours is faster), its CPU per GB relative to the official "
@@ -783,11 +795,11 @@ def update_benchmarks_md(text: str) -> None:
     path.write_text(f"{before}{RESULTS_BEGIN}\n{text}\n{RESULTS_END}{after}")
 
 
-def results_section(rows: list[Row], facts: dict[str, str], cmdline: str, reps: int) -> str:
+def results_section(rows: list[Row], facts: dict[str, str], cmdline: str) -> str:
     fact_lines = "\n".join(f"- {k}: {v}" for k, v in facts.items())
     return (
         f"## Latest results\n\nCommand: `{cmdline}`\n\n{fact_lines}\n\n"
-        f"{markdown(rows, reps)}\n![throughput](benches/results/throughput.png)\n"
+        f"{markdown(rows)}\n![throughput](benches/results/throughput.png)\n"
     )
 
 
@@ -800,12 +812,11 @@ def render(path: Path, write_md: bool) -> None:
     payload = json.loads(path.read_text())
     wls = [Workload(**w) for w in payload["workloads"]]
     rows = aggregate(payload["runs"], wls)
-    reps = 1 + max((r.get("rep", 0) for r in payload["runs"]), default=0)
     quick = "--quick" in payload.get("argv", [])
-    print(markdown(rows, reps))
+    print(markdown(rows))
     plot(rows, wls, BENCHES / "results" / ("throughput-quick.png" if quick else "throughput.png"))
     if write_md and not quick:
-        update_benchmarks_md(results_section(rows, payload["facts"], payload["command"], reps))
+        update_benchmarks_md(results_section(rows, payload["facts"], payload["command"]))
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -822,7 +833,12 @@ def plan(wls: list[Workload], quick: bool) -> Iterator[tuple[Workload, Client, s
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small workloads, one repetition")
-    p.add_argument("--reps", type=int, default=0, help="repetitions (default 3; quick: 1)")
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=0,
+        help="repetitions of every workload (default 3, large objects 7; quick: 1)",
+    )
     p.add_argument("--nginx-workers", type=int, default=1)
     p.add_argument("--delay-ms", type=float, default=20.0)
     p.add_argument("--no-crc", action="store_true", help="do not send x-oss-hash-crc64ecma")
@@ -849,6 +865,7 @@ def main() -> None:
     if a.workloads:
         wanted = set(a.workloads.split(","))
         wls = [w for w in wls if w.name in wanted]
+    rounds = a.reps or max([reps] + [w.reps for w in wls])
     # A comma followed by a space belongs to a name ("C recv, fresh memory").
     only = set(re.split(r",(?! )", a.only)) if a.only else set()
 
@@ -884,11 +901,12 @@ def main() -> None:
             env.paths_files[w.prefix] = paths
         print(
             f"nginx on 127.0.0.1:{srv.port} (latency {a.delay_ms:g} ms on :{srv.latency_port}); "
-            f"{len(steps)} runs x {reps}",
+            f"{len(steps)} runs x {reps}" + (f" (some x {rounds})" if rounds > reps else ""),
             flush=True,
         )
-        for rep in range(reps):
-            for w, c, mode in reordered(steps, rep):
+        for rep in range(rounds):
+            due = [s for s in steps if rep < (a.reps or max(reps, s[0].reps))]
+            for w, c, mode in reordered(due, rep):
                 record: dict[str, Any] = {
                     "workload": w.name,
                     "client": c.name,
@@ -911,7 +929,7 @@ def main() -> None:
                 mbs = record.get("bytes", 0) / secs / 1e6 if secs else 0.0
                 status = record.get("error", "")
                 print(
-                    f"[{time.monotonic() - started:6.0f}s] rep {rep + 1}/{reps} {w.name:<11} "
+                    f"[{time.monotonic() - started:6.0f}s] rep {rep + 1}/{rounds} {w.name:<11} "
                     f"{c.name:<17} {mode:<8} {rate:9.0f} obj/s {mbs:8.0f} MB/s "
                     f"cpu {record.get('cpu_s', 0):5.1f}s {status}",
                     flush=True,
@@ -941,12 +959,12 @@ def main() -> None:
     written = [results / f"latest-{kind}.json"]
     for path in written:
         path.write_text(json.dumps(payload, indent=1))
-    print("\n" + markdown(rows, reps))
+    print("\n" + markdown(rows))
     png = results / ("throughput.png" if publish else f"throughput-{kind}.png")
     plot(rows, wls, png)
     written.append(png)
     if publish:
-        update_benchmarks_md(results_section(rows, facts, cmdline, reps))
+        update_benchmarks_md(results_section(rows, facts, cmdline))
         written.append(REPO / "BENCHMARKS.md")
     print("wrote " + ", ".join(str(p.relative_to(REPO)) for p in written))
 
