@@ -5,7 +5,8 @@ workers of a rank cannot split it among themselves; listing in every worker woul
 same LIST requests ``num_workers`` times. Instead the first worker to start a pass lists into
 a spill file, and every worker (that one included) reads the file as it grows and takes its
 share. Nobody waits for the whole listing: a worker streams its first objects as soon as the
-first page is in the file.
+first page is in the file (the lister's own worker is woken by each page it writes; the others
+look again within a few ms).
 
 The file, ``<TMPDIR>/osstorchconnector-listing-<token>-<pass>``, is private to the user (mode
 0600) and holds about 45 bytes per key; a worker's memory holds one page at a time, so a
