@@ -1,4 +1,5 @@
-//! Criterion benchmarks of the core's hot pure functions: signing, listing parsing, CRC-64.
+//! Criterion benchmarks of the core's hot pure functions: signing, listing parsing, CRC-64 and
+//! combining CRC-64s.
 //!
 //! `cargo bench --bench core`. End-to-end throughput is measured by the Python harness
 //! (BENCHMARKS.md), against real servers and the peers.
@@ -7,7 +8,9 @@ use chrono::{TimeZone, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use http::Method;
 
-use _core::internals::{crc64, Credential, ListBucketResult, OssV4Signer, RequestHead, Signer};
+use _core::internals::{
+    crc64, crc64_combine, Credential, ListBucketResult, OssV4Signer, RequestHead, Signer,
+};
 
 fn signing(c: &mut Criterion) {
     let signer = OssV4Signer::new("cn-hangzhou");
@@ -80,6 +83,25 @@ fn checksum(c: &mut Criterion) {
     let mut group = c.benchmark_group("CRC-64/XZ");
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.bench_function("8 MiB part", |b| b.iter(|| black_box(crc64(&data))));
+    group.finish();
+
+    // Once per part of a large object, to check the whole against what the server states.
+    let (crc_a, crc_b, len_b) = (black_box(0x0123_4567_89AB_CDEF), black_box(7), 8 << 20);
+    let mut group = c.benchmark_group("CRC-64/XZ combine");
+    group.bench_function("ours, after an 8 MiB part", |b| {
+        b.iter(|| black_box(crc64_combine(crc_a, crc_b, black_box(len_b))))
+    });
+    group.bench_function("crc-fast, after an 8 MiB part", |b| {
+        b.iter(|| {
+            let algorithm = crc_fast::CrcAlgorithm::Crc64Xz;
+            black_box(crc_fast::checksum_combine(
+                algorithm,
+                crc_a,
+                crc_b,
+                black_box(len_b),
+            ))
+        })
+    });
     group.finish();
 }
 

@@ -36,7 +36,7 @@ pub mod internals {
     pub use crate::error::{Error, ErrorKind, Result, ServiceError};
     pub use crate::memory::budget::{Budget, Reservation};
     pub use crate::memory::chunks::Chunks;
-    pub use crate::ops::crc::crc64;
+    pub use crate::ops::crc::{crc64, crc64_combine};
     pub use crate::pipeline::{ObjectRequest, ObjectStart, ObjectStream, Part, StreamSettings};
     pub use crate::protocol::xml::ListBucketResult;
     pub use crate::protocol::Target;

@@ -61,7 +61,88 @@ impl Crc {
 
     /// The CRC of `a` followed by `b`, from their CRCs and the length of `b`.
     pub(crate) fn combine(self, crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
-        crc_fast::checksum_combine(self.algorithm(), crc_a, crc_b, len_b)
+        let field = self.field();
+        field.multiply(field.shift_by_bytes(len_b), crc_a) ^ crc_b
+    }
+
+    fn field(self) -> &'static Field {
+        match self {
+            Crc::Crc64Xz => &CRC64_XZ,
+            Crc::Crc64Nvme => &CRC64_NVME,
+            Crc::Crc32c => &CRC32C,
+            Crc::Crc32 => &CRC32,
+        }
+    }
+}
+
+/// Polynomials modulo a reflected CRC polynomial, for combining CRCs: the CRC of `a` then `b`
+/// is the CRC of `a` times x^(8 len(b)), plus the CRC of `b` (as zlib's `crc32_combine`).
+/// crc-fast's `checksum_combine` finds that power by squaring 64x64 bit matrices on every call:
+/// ~160 us for an 8 MiB part, 32 times per 256 MiB object, on the thread that hands the
+/// object over. With the powers x^(2^k) computed once, it is one or two 64-step products.
+struct Field {
+    /// The polynomial, reflected (its x^0 coefficient in the top bit of the width).
+    poly: u64,
+    /// x^0: the top bit of the width.
+    one: u64,
+    /// x^(2^k) modulo the polynomial, for every k a 64-bit length in bits can need.
+    powers: [u64; 67],
+}
+
+const CRC64_XZ: Field = Field::new(0xC96C_5795_D787_0F42, 64);
+const CRC64_NVME: Field = Field::new(0x9A6C_9329_AC4B_C9B5, 64);
+const CRC32C: Field = Field::new(0x82F6_3B78, 32);
+const CRC32: Field = Field::new(0xEDB8_8320, 32);
+
+impl Field {
+    const fn new(poly: u64, width: u32) -> Field {
+        let one = 1 << (width - 1);
+        let mut field = Field {
+            poly,
+            one,
+            powers: [0; 67],
+        };
+        let mut power = one >> 1; // x^1
+        let mut k = 0;
+        while k < field.powers.len() {
+            field.powers[k] = power;
+            power = field.multiply(power, power);
+            k += 1;
+        }
+        field
+    }
+
+    /// `a` times `b`, both reflected.
+    const fn multiply(&self, a: u64, mut b: u64) -> u64 {
+        let mut product = 0;
+        let mut bit = self.one;
+        while bit != 0 {
+            if a & bit != 0 {
+                product ^= b;
+            }
+            bit >>= 1;
+            b = if b & 1 != 0 {
+                (b >> 1) ^ self.poly
+            } else {
+                b >> 1
+            };
+        }
+        product
+    }
+
+    /// x^(8 len): what a CRC is multiplied by when `len` more bytes follow it.
+    fn shift_by_bytes(&self, len: u64) -> u64 {
+        let mut shift = self.one;
+        let mut rest = len;
+        let mut k = 3; // 8 len = len 2^3
+        while rest != 0 {
+            if rest & 1 != 0 {
+                shift = self.multiply(self.powers[k], shift);
+            }
+            rest >>= 1;
+            k += 1;
+        }
+        shift
     }
 }
 
@@ -75,6 +156,11 @@ pub(crate) struct Checksum {
 /// CRC-64/XZ, as in `x-oss-hash-crc64ecma`.
 pub fn crc64(data: &[u8]) -> u64 {
     Crc::Crc64Xz.of(data)
+}
+
+/// The CRC-64/XZ of `a` followed by `b`, from their CRCs and the length of `b`.
+pub fn crc64_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+    Crc::Crc64Xz.combine(crc_a, crc_b, len_b)
 }
 
 /// The error for an object whose parts combine to `assembled` where the server states
@@ -208,12 +294,41 @@ mod tests {
 
     #[test]
     fn combined_crcs_are_the_crc_of_the_concatenation() {
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(9 << 20) + 3)
+            .map(|i: u32| (i * 31 % 251) as u8)
+            .collect();
         for crc in ALL {
-            for cut in [0, 1, 7, 4096, 9_999, 10_000] {
+            for cut in [
+                0,
+                1,
+                7,
+                4096,
+                9_999,
+                1 << 20,
+                data.len() - (8 << 20),
+                data.len(),
+            ] {
                 let (a, b) = data.split_at(cut);
                 let combined = crc.combine(crc.of(a), crc.of(b), b.len() as u64);
                 assert_eq!(combined, crc.of(&data), "{} cut at {cut}", crc.name());
+            }
+        }
+    }
+
+    #[test]
+    fn combining_agrees_with_crc_fast_at_every_length_scale() {
+        // Lengths no test can hold in memory (parts of up to 5 GiB, objects of up to 48 TiB):
+        // against crc-fast's own, matrix-based combine.
+        let lengths = [2, 255, 8 << 20, (5 << 30) + 17, 48 << 40, u64::MAX];
+        for crc in ALL {
+            for len in lengths {
+                let (a, b) = (0x0123_4567_89AB_CDEF_u64, 0xFEDC_BA98_7654_3210_u64);
+                let (a, b) = match crc.width() {
+                    8 => (a, b),
+                    _ => (a & 0xFFFF_FFFF, b & 0xFFFF_FFFF),
+                };
+                let theirs = crc_fast::checksum_combine(crc.algorithm(), a, b, len);
+                assert_eq!(crc.combine(a, b, len), theirs, "{} len {len}", crc.name());
             }
         }
     }
