@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -141,9 +141,7 @@ def test_a_killed_lister_is_replaced(
         child.kill()
         child.communicate(timeout=10)
         oss_server.clear_faults()
-    deadline = time.monotonic() + 10
-    while oss_server.stats()["in_flight"] and time.monotonic() < deadline:
-        time.sleep(0.05)  # the killed lister's stalled request, counted when answered
+    oss_server.settled_stats(10)  # the killed lister's stalled request, counted when answered
     oss_server.reset_stats()
     client = ClientFactory(oss_server.endpoint, region=oss_server.region, cred_path=cred).get()
     reader = _shared_listing.SharedListing()
@@ -162,8 +160,6 @@ def test_the_listing_process_reads_each_page_as_its_lister_writes_it(
 ) -> None:
     """The worker that lists also reads: it is woken by its lister's pages, not by a polling
     clock (which here would first look again after 10 minutes)."""
-    import threading
-
     from osstorchconnector import _shared_listing
     from osstorchconnector._client import ClientFactory
 
