@@ -865,7 +865,11 @@ def main() -> None:
     if a.workloads:
         wanted = set(a.workloads.split(","))
         wls = [w for w in wls if w.name in wanted]
-    rounds = a.reps or max([reps] + [w.reps for w in wls])
+
+    def reps_of(w: Workload) -> int:
+        return a.reps or max(reps, w.reps)
+
+    rounds = max(map(reps_of, wls), default=reps)
     # A comma followed by a space belongs to a name ("C recv, fresh memory").
     only = set(re.split(r",(?! )", a.only)) if a.only else set()
 
@@ -905,7 +909,7 @@ def main() -> None:
             flush=True,
         )
         for rep in range(rounds):
-            due = [s for s in steps if rep < (a.reps or max(reps, s[0].reps))]
+            due = [s for s in steps if rep < reps_of(s[0])]
             for w, c, mode in reordered(due, rep):
                 record: dict[str, Any] = {
                     "workload": w.name,
